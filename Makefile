@@ -1,0 +1,33 @@
+# orderflow — run `make help` for the targets. Each target calls a script in
+# scripts/; the scripts are idempotent and print what they do.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help build up down test test-unit lint fmt clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## build .local/bin/orderflow
+	@scripts/build.sh
+
+up: ## start PostgreSQL, Kafka, the ClickHouse server and fetch libchdb.so (127.0.0.1 only, state in .local/)
+	@scripts/up.sh
+
+down: ## stop everything `make up` and `make demo` started
+	@scripts/down.sh
+
+test: ## start the stack if needed and run every test (unit tests with -race, integration tests on the real services)
+	@scripts/test.sh
+
+test-unit: ## run the tests that need no service (integration tests skip unless CI=true)
+	@go test -race -count=1 ./...
+
+lint: ## go vet and gofmt check
+	@scripts/lint.sh
+
+fmt: ## gofmt the tree
+	@gofmt -w $$(git ls-files '*.go')
+
+clean: down ## stop the stack and delete its data (keeps the download cache)
+	@rm -rf .local/pg .local/kafka .local/clickhouse .local/chdb .local/log .local/run .local/bin
