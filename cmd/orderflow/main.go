@@ -50,6 +50,13 @@ type command struct {
 
 var commands = map[string]*command{}
 
+// flags builds the command's flag set bound to cfg.
+func (c *command) flags(cfg *config.Config, getenv func(string) string) (*flag.FlagSet, *config.Loader, runFunc) {
+	fs := flag.NewFlagSet("orderflow "+c.name, flag.ContinueOnError)
+	loader := config.Bind(fs, cfg, getenv, c.sections...)
+	return fs, loader, c.setup(loader, cfg)
+}
+
 func register(c *command) {
 	if _, dup := commands[c.name]; dup {
 		panic("duplicate subcommand " + c.name)
@@ -84,10 +91,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		return exitUsage
 	}
 	var cfg config.Config
-	fs := flag.NewFlagSet("orderflow "+cmd.name, flag.ContinueOnError)
+	fs, loader, run := cmd.flags(&cfg, getenv)
 	fs.SetOutput(stderr)
-	loader := config.Bind(fs, &cfg, getenv, cmd.sections...)
-	run := cmd.setup(loader, &cfg)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: orderflow %s [flags] %s\n\n%s\n\nFlags (each also set by its ORDERFLOW_* environment variable):\n", cmd.name, cmd.args, cmd.summary)
 		fs.PrintDefaults()
