@@ -5,7 +5,10 @@
 // statement it runs resolves unqualified table names there.
 package sinks
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Engine executes ClickHouse SQL in one database.
 //
@@ -34,4 +37,21 @@ type Result struct {
 	Columns []string // column names
 	Types   []string // ClickHouse type names, e.g. "Decimal(18, 2)"
 	Rows    [][]any  // values decoded to Go: int64/uint64/float64/string/bool/time.Time/nil/[]any
+}
+
+// ReadOnlyQuerier is implemented by engines that can run untrusted analyst
+// SQL with writes refused by the engine itself (readonly = 1).
+type ReadOnlyQuerier interface {
+	QueryReadOnly(ctx context.Context, query string, params map[string]any) (*Result, error)
+}
+
+// QueryReadOnly runs analyst SQL on e with readonly = 1: a SELECT works, an
+// INSERT, ALTER, DROP, CREATE or SET is refused with ClickHouse's READONLY
+// exception (code 164).
+func QueryReadOnly(ctx context.Context, e Engine, query string, params map[string]any) (*Result, error) {
+	ro, ok := e.(ReadOnlyQuerier)
+	if !ok {
+		return nil, errors.New("this engine cannot run read-only queries")
+	}
+	return ro.QueryReadOnly(ctx, query, params)
 }
