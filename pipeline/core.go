@@ -1,0 +1,408 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+
+	"github.com/orderflow/orderflow/internal/envelope"
+)
+
+// Rec is one consumed change event with where it came from.
+type Rec struct {
+	Table     string // captured table (customers, orders, ...)
+	Key       []byte // Kafka record key (JSON of the primary key)
+	Partition int32
+	Size      int // bytes of the record value
+	Event     *envelope.Event
+}
+
+// Reasons for a poison event (the dlq_total label and the DLQ header).
+const (
+	ReasonDecode       = "decode"         // the value is not a valid envelope
+	ReasonColumn       = "invalid_column" // a column value has the wrong type
+	ReasonNoKey        = "missing_key"    // no primary key in the event
+	ReasonUnknownTable = "unknown_table"
+)
+
+// PoisonError is an event that can never be applied; it goes to the DLQ.
+type PoisonError struct {
+	Reason string
+	Err    error
+}
+
+func (e *PoisonError) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *PoisonError) Unwrap() error { return e.Err }
+
+func poison(reason string, err error) error { return &PoisonError{Reason: reason, Err: err} }
+
+// IsPoison reports whether err is a PoisonError and returns its reason.
+func IsPoison(err error) (string, bool) {
+	var p *PoisonError
+	if errors.As(err, &p) {
+		return p.Reason, true
+	}
+	if errors.Is(err, envelope.ErrPoison) {
+		return ReasonDecode, true
+	}
+	return "", false
+}
+
+// State is the transformer's join state and the pure core that turns change
+// events into rows. It is not safe for concurrent use.
+//
+// Dimension state (customers, products, campaigns with every version, and
+// order items with every version) is fed by ApplySide from the dimension
+// topics, which every instance reads fully. Order state is fed by ApplyGroup
+// from the orders partitions this instance owns in the consumer group.
+type State struct {
+	customers *history[Customer]
+	products  *history[Product]
+	campaigns *history[Campaign]
+	items     *items
+	orders    map[int64]*orderState
+	byCust    map[int64][]int64 // customer id -> owned order ids (late-dimension repair)
+	pending   map[int64]struct{}
+	quiet     map[int32]bool // orders partitions being re-read for state only
+}
+
+// NewState returns empty state.
+func NewState() *State {
+	return &State{
+		customers: newHistory[Customer](),
+		products:  newHistory[Product](),
+		campaigns: newHistory[Campaign](),
+		items:     newItems(),
+		orders:    make(map[int64]*orderState),
+		byCust:    make(map[int64][]int64),
+		pending:   make(map[int64]struct{}),
+		quiet:     make(map[int32]bool),
+	}
+}
+
+// Sizes reports the number of keys held per kind of state.
+func (s *State) Sizes() map[string]int {
+	return map[string]int{
+		"customers": s.customers.len(), "products": s.products.len(), "campaigns": s.campaigns.len(),
+		"items": len(s.items.order), "orders": len(s.orders),
+	}
+}
+
+func commitMicros(ev *envelope.Event) Micros { return Micros(ev.Source.TsMs * 1000) }
+
+// ApplySide applies a dimension-topic event (customers, products, campaigns,
+// order_items) to the join state. Every instance applies every such event.
+func (s *State) ApplySide(table string, ev *envelope.Event) error {
+	id, ok := keyID(ev)
+	if !ok {
+		return poison(ReasonNoKey, fmt.Errorf("%s event without id", table))
+	}
+	lsn, ts, del := ev.Source.LSN, commitMicros(ev), ev.Op == envelope.OpDelete
+	switch table {
+	case TCustomers:
+		prev, _ := s.customers.before(id, lsn)
+		c, err := decodeCustomer(ev.Image(), prev.Row)
+		if err != nil {
+			return poison(ReasonColumn, err)
+		}
+		c.ID = id
+		s.customers.put(id, version[Customer]{LSN: lsn, Ts: ts, Deleted: del, Row: c})
+		s.repairCustomer(id)
+	case TProducts:
+		prev, _ := s.products.before(id, lsn)
+		p, err := decodeProduct(ev.Image(), prev.Row)
+		if err != nil {
+			return poison(ReasonColumn, err)
+		}
+		p.ID = id
+		s.products.put(id, version[Product]{LSN: lsn, Ts: ts, Deleted: del, Row: p})
+	case TCampaigns:
+		prev, _ := s.campaigns.before(id, lsn)
+		c, err := decodeCampaign(ev.Image(), prev.Row)
+		if err != nil {
+			return poison(ReasonColumn, err)
+		}
+		c.ID = id
+		s.campaigns.put(id, version[Campaign]{LSN: lsn, Ts: ts, Deleted: del, Row: c})
+	case TOrderItems:
+		prev, _ := s.items.latestBefore(id, lsn)
+		it, err := decodeItem(ev.Image(), prev.Row)
+		if err != nil {
+			return poison(ReasonColumn, err)
+		}
+		it.ID = id
+		if it.OrderID == 0 {
+			return poison(ReasonColumn, fmt.Errorf("order_items %d: unknown order_id", id))
+		}
+		s.items.put(version[Item]{LSN: lsn, Ts: ts, Deleted: del, Row: it})
+	case TOrders:
+		return fmt.Errorf("orders is not a side table")
+	default:
+		return poison(ReasonUnknownTable, fmt.Errorf("table %q", table))
+	}
+	return nil
+}
+
+// repairCustomer queues the owned orders of customer id whose fact used a
+// different customer version than the one now in force at their placement
+// (a customer event that arrived after the order's): they are re-derived by
+// DrainRepairs, so no fact keeps stale or unknown attributes.
+func (s *State) repairCustomer(id int64) {
+	for _, oid := range s.byCust[id] {
+		st := s.orders[oid]
+		if st == nil || st.CustomerID != id {
+			continue
+		}
+		if v, ok := s.customers.lookup(id, st.PlacedLSN, st.PlacedAt); ok && v.LSN != st.CustVer {
+			s.pending[oid] = struct{}{}
+		}
+	}
+}
+
+// DrainRepairs re-derives the facts queued by late dimension events into b.
+func (s *State) DrainRepairs(b *Batch) int {
+	n := 0
+	for oid := range s.pending {
+		st := s.orders[oid]
+		if st == nil {
+			delete(s.pending, oid)
+			continue
+		}
+		if s.quiet[st.Partition] {
+			continue
+		}
+		s.deriveOrder(b, st)
+		delete(s.pending, oid)
+		n++
+	}
+	return n
+}
+
+// SetQuiet marks an orders partition as being re-read for state only (its
+// events were applied before the committed offset); quiet=false makes it live.
+func (s *State) SetQuiet(p int32, quiet bool) {
+	if quiet {
+		s.quiet[p] = true
+	} else {
+		delete(s.quiet, p)
+	}
+}
+
+// DropPartition forgets the orders of a partition this instance no longer owns.
+func (s *State) DropPartition(p int32) {
+	for id, st := range s.orders {
+		if st.Partition == p {
+			delete(s.orders, id)
+			delete(s.pending, id)
+		}
+	}
+	delete(s.quiet, p)
+	for cid, oids := range s.byCust {
+		keep := oids[:0]
+		for _, oid := range oids {
+			if _, ok := s.orders[oid]; ok {
+				keep = append(keep, oid)
+			}
+		}
+		if len(keep) == 0 {
+			delete(s.byCust, cid)
+		} else {
+			s.byCust[cid] = keep
+		}
+	}
+}
+
+// ApplyGroup applies an event consumed in the group: it updates the order
+// state (orders) and, when emit is true, adds the rows the event produces to
+// b: the raw mirror row and the change-log row for every table, dimension and
+// history rows for dimensions, the customer_orders fact and order_lines for
+// orders. emit is false while an orders partition is re-read for state only.
+// A dimension event's row is decoded on top of the side state's previous
+// version (TOAST carry-forward); ApplySide must have seen events up to it.
+func (s *State) ApplyGroup(b *Batch, r Rec) error {
+	return s.applyGroup(b, r, true)
+}
+
+// Replay applies an orders event for state only (no rows).
+func (s *State) Replay(r Rec) error { return s.applyGroup(nil, r, false) }
+
+func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
+	ev := r.Event
+	id, ok := keyID(ev)
+	if !ok {
+		return poison(ReasonNoKey, fmt.Errorf("%s event without id", r.Table))
+	}
+	lsn, ts := ev.Source.LSN, commitMicros(ev)
+	del := ev.Op == envelope.OpDelete
+	var dl uint8
+	if del {
+		dl = 1
+	}
+	img := ev.Image()
+	switch r.Table {
+	case TCustomers:
+		prev, _ := s.customers.before(id, lsn)
+		c, err := decodeCustomer(img, prev.Row)
+		if err != nil {
+			return poison(ReasonColumn, err)
+		}
+		c.ID = id
+		if emit {
+			b.add(OutRawCustomers, rowKey{id, 0}, lsn, []any{id, c.Name, c.Email, strPtr(c.Phone), c.Segment, c.Region, c.Country, c.City, c.CreatedAt.NotNull(), c.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
+			b.add(OutCustomers, rowKey{id, 0}, lsn, []any{id, c.Name, c.Email, strPtr(c.Phone), c.Segment, c.Region, c.Country, c.City, c.CreatedAt.NotNull(), c.UpdatedAt.NotNull(), lsn, dl})
+			b.add(OutCustomerHist, rowKey{id, int64(lsn)}, lsn, []any{id, lsn, ts.NotNull(), c.Name, c.Email, strPtr(c.Phone), c.Segment, c.Region, c.Country, c.City, c.CreatedAt.NotNull(), lsn, dl})
+		}
+	case TProducts:
+		prev, _ := s.products.before(id, lsn)
+		p, err := decodeProduct(img, prev.Row)
+		if err != nil {
+			return poison(ReasonColumn, err)
+		}
+		if emit {
+			b.add(OutRawProducts, rowKey{id, 0}, lsn, []any{id, p.SKU, p.Name, p.Category, p.Price.String(), p.Currency, p.CreatedAt.NotNull(), p.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
+			b.add(OutProducts, rowKey{id, 0}, lsn, []any{id, p.SKU, p.Name, p.Category, p.Price.String(), p.Currency, p.UpdatedAt.NotNull(), lsn, dl})
+		}
+	case TCampaigns:
+		prev, _ := s.campaigns.before(id, lsn)
+		c, err := decodeCampaign(img, prev.Row)
+		if err != nil {
+			return poison(ReasonColumn, err)
+		}
+		if emit {
+			b.add(OutRawCampaigns, rowKey{id, 0}, lsn, []any{id, c.Code, c.Name, c.StartsAt.NotNull(), c.EndsAt.NotNull(), c.DiscountPct.String(), c.CreatedAt.NotNull(), c.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
+			b.add(OutCampaigns, rowKey{id, 0}, lsn, []any{id, c.Code, c.Name, c.StartsAt.NotNull(), c.EndsAt.NotNull(), c.DiscountPct.String(), c.UpdatedAt.NotNull(), lsn, dl})
+		}
+	case TOrderItems:
+		prev, _ := s.items.latestBefore(id, lsn)
+		it, err := decodeItem(img, prev.Row)
+		if err != nil {
+			return poison(ReasonColumn, err)
+		}
+		if emit {
+			b.add(OutRawOrderItems, rowKey{id, 0}, lsn, []any{id, it.OrderID, it.LineNo, it.ProductID, it.Quantity, it.UnitPrice.String(), it.Discount.String(), it.CreatedAt.NotNull(), it.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
+		}
+	case TOrders:
+		st := s.orders[id]
+		stale := st != nil && lsn < st.LSN
+		prev := newOrder()
+		if st != nil {
+			prev = st.Order
+		}
+		o, err := decodeOrder(img, prev)
+		if err != nil {
+			return poison(ReasonColumn, err)
+		}
+		o.ID = id
+		if emit {
+			b.add(OutRawOrders, rowKey{id, 0}, lsn, []any{id, o.CustomerID, o.CampaignID.Value(), o.Status, o.Currency, o.Subtotal.String(), o.Discount.String(), o.Total.String(), o.PlacedAt.NotNull(), o.PaidAt.Value(), o.ShippedAt.Value(), o.DeliveredAt.Value(), o.CancelledAt.Value(), o.RefundedAt.Value(), o.CreatedAt.NotNull(), o.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
+		}
+		if !stale {
+			if st == nil {
+				st = &orderState{Partition: r.Partition}
+				if ev.Op == envelope.OpCreate || ev.Op == envelope.OpRead {
+					st.PlacedLSN = lsn
+				}
+				s.orders[id] = st
+				s.byCust[o.CustomerID] = append(s.byCust[o.CustomerID], id)
+			} else if st.CustomerID != o.CustomerID {
+				s.byCust[o.CustomerID] = append(s.byCust[o.CustomerID], id)
+			}
+			st.Order, st.LSN, st.Ts, st.Deleted, st.Partition = o, lsn, ts, del, r.Partition
+			if emit {
+				s.deriveOrder(b, st)
+			}
+		}
+	default:
+		return poison(ReasonUnknownTable, fmt.Errorf("table %q", r.Table))
+	}
+	if emit {
+		b.add(OutChangeLog, rowKey{}, lsn, changeLogRow(r, id))
+		b.noteEvent(r.Size, ts)
+	}
+	return nil
+}
+
+func strPtr(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// deriveOrder adds the customer_orders fact and the order_lines of an order
+// from its state: customer and campaign as of the placement, items and
+// products as of the order's last applied event. _version is that event's LSN
+// (every item version used is at or below it).
+func (s *State) deriveOrder(b *Batch, st *orderState) {
+	ver := st.LSN
+	var dl uint8
+	if st.Deleted {
+		dl = 1
+	}
+	cust, ok := s.customers.lookup(st.CustomerID, st.PlacedLSN, st.PlacedAt)
+	st.CustVer = 0
+	if ok {
+		st.CustVer = cust.LSN
+	}
+	c := cust.Row
+	campCode := ""
+	if st.CampaignID.Valid {
+		if camp, ok := s.campaigns.lookup(st.CampaignID.V, st.PlacedLSN, st.PlacedAt); ok {
+			campCode = camp.Row.Code
+		}
+	}
+	its := s.items.asOf(st.ID, ver)
+	var count, units uint32
+	for _, it := range its {
+		if !it.Deleted {
+			count++
+			units += uint32(max(it.Row.Quantity, 0))
+		}
+	}
+	b.add(OutCustomerOrders, rowKey{st.ID, 0}, ver, []any{
+		st.ID, st.CustomerID, c.Name, c.Email, c.Segment, c.Region, c.Country, c.City, c.CreatedAt.NotNull(), st.CustVer,
+		st.CampaignID.Value(), campCode, st.Status, st.Currency,
+		st.PlacedAt.NotNull(), st.PaidAt.Value(), st.ShippedAt.Value(), st.DeliveredAt.Value(), st.CancelledAt.Value(), st.RefundedAt.Value(),
+		count, units, st.Subtotal.String(), st.Discount.String(), st.Total.String(), st.UpdatedAt.NotNull(), ver, dl,
+	})
+	for _, it := range its {
+		p, _ := s.products.lookup(it.Row.ProductID, ver, NullTime)
+		ld := dl
+		if it.Deleted {
+			ld = 1
+		}
+		b.add(OutOrderLines, rowKey{st.ID, it.Row.ID}, ver, []any{
+			st.ID, it.Row.ID, it.Row.LineNo, it.Row.ProductID, p.Row.SKU, p.Row.Name, p.Row.Category,
+			it.Row.Quantity, it.Row.UnitPrice.String(), it.Row.Discount.String(), it.Row.LineTotal().String(),
+			st.CustomerID, c.Segment, c.Region, c.Country, st.CampaignID.Value(), st.Status, st.PlacedAt.NotNull(), ver, ld,
+		})
+	}
+}
+
+func changeLogRow(r Rec, id int64) []any {
+	ev := r.Event
+	key := string(r.Key)
+	if key == "" {
+		key = `{"id":` + strconv.FormatInt(id, 10) + `}`
+	}
+	before, after := rowJSON(ev.Before), rowJSON(ev.After)
+	h := fnv.New64a()
+	for _, s := range []string{r.Table, key, ev.Op, strconv.FormatUint(ev.Source.LSN, 10), before, after} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return []any{r.Table, key, ev.Op, ev.Source.LSN, ev.Source.TxID, commitMicros(ev).NotNull(), before, after, h.Sum64()}
+}
+
+func rowJSON(r envelope.Row) string {
+	if r == nil {
+		return ""
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}

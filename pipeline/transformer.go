@@ -1,0 +1,571 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/orderflow/orderflow/internal/envelope"
+)
+
+// Config configures a Transformer.
+type Config struct {
+	Brokers     []string
+	KafkaOpts   []kgo.Opt // TLS, SASL, ... applied to every client
+	TopicPrefix string    // topics are <prefix>.<schema>.<table>
+	Schema      string    // captured schema, default "public"
+	Group       string    // consumer group, default "orderflow-transform"
+	DLQTopic    string    // default <prefix>.dlq
+
+	MaxRows  int           // flush when a batch holds this many rows (default 50,000)
+	MaxBytes int           // ... or was built from this many event bytes (default 16 MiB)
+	MaxAge   time.Duration // ... or its first event is this old (default 200ms)
+	MaxPoll  int           // records per poll (default 10,000)
+
+	// FetchMaxBytes bounds what the consumer buffers (default 32 MiB).
+	FetchMaxBytes int32
+}
+
+func (c *Config) defaults() {
+	if c.Schema == "" {
+		c.Schema = "public"
+	}
+	if c.Group == "" {
+		c.Group = "orderflow-transform"
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = c.TopicPrefix + ".dlq"
+	}
+	if c.MaxRows <= 0 {
+		c.MaxRows = 50_000
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 16 << 20
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 200 * time.Millisecond
+	}
+	if c.MaxPoll <= 0 {
+		c.MaxPoll = 10_000
+	}
+	if c.FetchMaxBytes <= 0 {
+		c.FetchMaxBytes = 32 << 20
+	}
+}
+
+type tp struct {
+	topic string
+	part  int32
+}
+
+// Transformer consumes the captured topics and writes the query side.
+type Transformer struct {
+	cfg   Config
+	w     Writer
+	log   *slog.Logger
+	m     *metrics
+	topic map[string]string // topic -> table
+	side  []string          // dimension topics (read fully, outside the group)
+	all   []string          // every captured topic (the group's)
+
+	mu       sync.Mutex
+	state    *State
+	batch    *Batch
+	group    *kgo.Client
+	sideCl   *kgo.Client
+	adm      *kadm.Client
+	next     map[tp]kgo.EpochOffset // next offset to commit per group partition
+	resume   map[tp]int64           // orders partitions re-read for state up to here
+	sideNext map[tp]int64
+	lag      map[tp]int64
+	ready    chan struct{}
+}
+
+// New returns a transformer writing through w. reg may be nil.
+func New(cfg Config, w Writer, reg prometheus.Registerer, log *slog.Logger) (*Transformer, error) {
+	if len(cfg.Brokers) == 0 || cfg.TopicPrefix == "" {
+		return nil, errors.New("transform: brokers and topic prefix are required")
+	}
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &Transformer{
+		cfg: cfg, w: w, log: log.With("stage", "transform"), m: newMetrics(reg),
+		topic: map[string]string{}, state: NewState(), batch: NewBatch(),
+		next: map[tp]kgo.EpochOffset{}, resume: map[tp]int64{}, sideNext: map[tp]int64{}, lag: map[tp]int64{},
+		ready: make(chan struct{}),
+	}
+	for _, tb := range CapturedTables {
+		name := envelope.Topic(cfg.TopicPrefix, cfg.Schema, tb)
+		t.topic[name] = tb
+		t.all = append(t.all, name)
+		if tb != TOrders {
+			t.side = append(t.side, name)
+		}
+	}
+	return t, nil
+}
+
+// Topics returns every captured topic the transformer consumes.
+func (t *Transformer) Topics() []string { return append([]string(nil), t.all...) }
+
+// Ready is closed once the dimension state is loaded and the group consumer
+// has started.
+func (t *Transformer) Ready() <-chan struct{} { return t.ready }
+
+// Run consumes until ctx ends. On shutdown it flushes and commits what it has
+// applied and returns ctx's error.
+func (t *Transformer) Run(ctx context.Context) error {
+	base := append([]kgo.Opt{kgo.SeedBrokers(t.cfg.Brokers...)}, t.cfg.KafkaOpts...)
+	admCl, err := kgo.NewClient(base...)
+	if err != nil {
+		return fmt.Errorf("transform: kafka admin client: %w", err)
+	}
+	defer admCl.Close()
+	t.adm = kadm.NewClient(admCl)
+	if err := t.waitTopics(ctx); err != nil {
+		return err
+	}
+
+	// Dimension topics: every instance reads every partition from the start
+	// (state restore), read_committed, keeping control records so that the
+	// position past a transaction marker is visible (the barrier compares
+	// positions with last stable offsets).
+	t.sideCl, err = kgo.NewClient(append(base,
+		kgo.ConsumeTopics(t.side...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(t.cfg.FetchMaxBytes),
+	)...)
+	if err != nil {
+		return fmt.Errorf("transform: kafka side client: %w", err)
+	}
+	defer t.sideCl.Close()
+	start := time.Now()
+	if err := t.catchUp(ctx); err != nil {
+		return err
+	}
+	t.log.Info("dimension state loaded", "seconds", time.Since(start).Seconds(), "sizes", t.state.Sizes())
+
+	t.group, err = kgo.NewClient(append(base,
+		kgo.ConsumerGroup(t.cfg.Group),
+		kgo.ConsumeTopics(t.all...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxBytes(t.cfg.FetchMaxBytes),
+		kgo.AdjustFetchOffsetsFn(t.adjustOffsets),
+		kgo.OnPartitionsRevoked(t.onRevoked),
+		kgo.OnPartitionsLost(t.onLost),
+		kgo.ProducerLinger(0),
+	)...)
+	if err != nil {
+		return fmt.Errorf("transform: kafka group client: %w", err)
+	}
+	defer t.group.Close()
+	close(t.ready)
+
+	for {
+		wait := time.Second
+		t.mu.Lock()
+		if age := t.batch.Age(time.Now()); t.batch.Events() > 0 {
+			wait = max(t.cfg.MaxAge-age, time.Millisecond)
+		}
+		t.mu.Unlock()
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		fs := t.group.PollRecords(pctx, t.cfg.MaxPoll)
+		cancel()
+		if ctx.Err() != nil {
+			t.group.AllowRebalance()
+			return t.shutdown(ctx.Err())
+		}
+		var fetchErr error
+		fs.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
+			if errors.Is(err, kgo.ErrClientClosed) || !kerr.IsRetriable(err) {
+				fetchErr = fmt.Errorf("transform: fetch %s[%d]: %w", topic, p, err)
+				return
+			}
+			t.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+		})
+		if fetchErr != nil {
+			t.group.AllowRebalance()
+			return t.shutdown(fetchErr)
+		}
+		t.mu.Lock()
+		err := t.apply(ctx, fs)
+		if err == nil && t.due() {
+			err = t.flushLocked(ctx)
+		}
+		t.mu.Unlock()
+		t.group.AllowRebalance()
+		if err != nil {
+			return t.shutdown(err)
+		}
+	}
+}
+
+func (t *Transformer) shutdown(cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
+		if err := t.flushLocked(ctx); err != nil {
+			t.log.Error("final flush", "err", err)
+		}
+	}
+	return cause
+}
+
+// waitTopics waits until every captured topic exists (capture creates them)
+// and creates the dead-letter topic when it is missing.
+func (t *Transformer) waitTopics(ctx context.Context) error {
+	for logged := false; ; {
+		md, err := t.adm.ListTopics(ctx, t.all...)
+		missing := []string{}
+		if err == nil {
+			for _, name := range t.all {
+				if d, ok := md[name]; !ok || d.Err != nil {
+					missing = append(missing, name)
+				}
+			}
+		}
+		if err == nil && len(missing) == 0 {
+			break
+		}
+		if !logged {
+			t.log.Info("waiting for captured topics", "missing", strings.Join(missing, ","), "err", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	resp, err := t.adm.CreateTopic(ctx, -1, -1, nil, t.cfg.DLQTopic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("transform: create dead-letter topic %s: %w", t.cfg.DLQTopic, err)
+	}
+	return nil
+}
+
+// catchUp is the as-of barrier: it reads the dimension topics up to their
+// last stable offsets as of now. Called after fact records were polled, it
+// guarantees that every dimension event committed before them (capture
+// writes transactions in LSN order) is in state before they are applied.
+func (t *Transformer) catchUp(ctx context.Context) error {
+	lso, err := t.adm.ListCommittedOffsets(ctx, t.side...)
+	if err != nil {
+		return fmt.Errorf("transform: list last stable offsets: %w", err)
+	}
+	starts, err := t.adm.ListStartOffsets(ctx, t.side...)
+	if err != nil {
+		return fmt.Errorf("transform: list start offsets: %w", err)
+	}
+	target := map[tp]int64{}
+	lso.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil || o.Partition < 0 {
+			return
+		}
+		k := tp{o.Topic, o.Partition}
+		if s, ok := starts.Lookup(o.Topic, o.Partition); ok && s.Err == nil && s.Offset >= o.Offset {
+			return // nothing below the LSO is left
+		}
+		if t.sideNext[k] < o.Offset {
+			target[k] = o.Offset
+		}
+	})
+	for len(target) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := t.sideCl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ferr error
+		fs.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			if !kerr.IsRetriable(err) {
+				ferr = fmt.Errorf("transform: fetch %s[%d]: %w", topic, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if fs.NumRecords() == 0 {
+			// Nothing more to read below the targets (e.g. a trailing
+			// marker was compacted away): consider them reached.
+			t.log.Debug("side catch-up: no more records", "remaining", len(target))
+			return nil
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			k := tp{r.Topic, r.Partition}
+			t.sideNext[k] = r.Offset + 1
+			if r.Offset+1 >= target[k] {
+				delete(target, k)
+			}
+			if r.Attrs.IsControl() || len(r.Value) == 0 {
+				return
+			}
+			ev, err := envelope.Decode(r.Value)
+			if err != nil || ev == nil {
+				return // the group path sends it to the DLQ
+			}
+			if err := t.state.ApplySide(t.topic[r.Topic], ev); err != nil {
+				t.log.Debug("side event not applied", "topic", r.Topic, "offset", r.Offset, "err", err)
+			}
+		})
+	}
+	return nil
+}
+
+// apply runs the barrier and applies one poll's records.
+func (t *Transformer) apply(ctx context.Context, fs kgo.Fetches) error {
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			t.lag[tp{p.Topic, p.Partition}] = p.HighWatermark - (p.Records[n-1].Offset + 1)
+		}
+	})
+	t.reportLag()
+	if fs.NumRecords() == 0 {
+		return nil
+	}
+	if err := t.catchUp(ctx); err != nil {
+		return err
+	}
+	var err error
+	fs.EachRecord(func(r *kgo.Record) {
+		if err == nil {
+			err = t.applyRecord(ctx, r)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	t.state.DrainRepairs(t.batch)
+	return nil
+}
+
+func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record) error {
+	k := tp{r.Topic, r.Partition}
+	table := t.topic[r.Topic]
+	resumeAt, replaying := t.resume[k]
+	replaying = replaying && r.Offset < resumeAt
+	if !replaying {
+		t.next[k] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+		if _, ok := t.resume[k]; ok {
+			delete(t.resume, k)
+			t.state.SetQuiet(r.Partition, false)
+		}
+	} else if r.Offset+1 >= resumeAt {
+		delete(t.resume, k)
+		t.state.SetQuiet(r.Partition, false)
+	}
+	if len(r.Value) == 0 {
+		return nil // tombstone
+	}
+	ev, err := envelope.Decode(r.Value)
+	if err == nil && ev == nil {
+		return nil
+	}
+	if err == nil {
+		rec := Rec{Table: table, Key: r.Key, Partition: r.Partition, Size: len(r.Value), Event: ev}
+		if replaying {
+			_ = t.state.Replay(rec) // a poison event was sent to the DLQ the first time
+			return nil
+		}
+		t.m.events.Inc()
+		err = t.state.ApplyGroup(t.batch, rec)
+	}
+	if err == nil || replaying {
+		return nil
+	}
+	reason, ok := IsPoison(err)
+	if !ok {
+		return err
+	}
+	return t.deadLetter(ctx, r, reason, err)
+}
+
+// deadLetter produces a poison record to the DLQ (synchronously: the offset
+// is committed only after the DLQ has it).
+func (t *Transformer) deadLetter(ctx context.Context, r *kgo.Record, reason string, cause error) error {
+	t.log.Warn("poison event to dead-letter topic", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason, "err", cause)
+	rec := &kgo.Record{
+		Topic: t.cfg.DLQTopic, Key: r.Key, Value: r.Value,
+		Headers: append([]kgo.RecordHeader{
+			{Key: "reason", Value: []byte(reason)},
+			{Key: "error", Value: []byte(cause.Error())},
+			{Key: "source_topic", Value: []byte(r.Topic)},
+			{Key: "source_partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
+			{Key: "source_offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
+		}, r.Headers...),
+	}
+	if err := t.group.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("transform: produce to dead-letter topic %s: %w", t.cfg.DLQTopic, err)
+	}
+	t.m.dlq.WithLabelValues(reason).Inc()
+	return nil
+}
+
+func (t *Transformer) reportLag() {
+	sum := map[string]int64{}
+	for k, v := range t.lag {
+		sum[k.topic] += max(v, 0)
+	}
+	for topic, v := range sum {
+		t.m.lag.WithLabelValues(topic).Set(float64(v))
+	}
+}
+
+func (t *Transformer) due() bool {
+	b := t.batch
+	return b.Rows() >= t.cfg.MaxRows || b.Bytes() >= t.cfg.MaxBytes || (b.Events() > 0 && b.Age(time.Now()) >= t.cfg.MaxAge)
+}
+
+// flushLocked writes the batch (retrying with backoff; rows are versioned so
+// a retry cannot double anything) and then commits the consumed offsets.
+func (t *Transformer) flushLocked(ctx context.Context) error {
+	if t.batch.Rows() > 0 {
+		start := time.Now()
+		backoff := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			err := t.batch.Write(ctx, t.w)
+			if err == nil {
+				break
+			}
+			if attempt >= 8 || ctx.Err() != nil {
+				return fmt.Errorf("transform: flush: %w", err)
+			}
+			t.log.Warn("flush failed, retrying", "attempt", attempt, "err", err)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+		now := time.Now()
+		t.m.flushSecs.Observe(now.Sub(start).Seconds())
+		t.m.batchRows.Observe(float64(t.batch.Rows()))
+		for table, n := range t.batch.RowsByTable() {
+			t.m.rows.WithLabelValues(table).Add(float64(n))
+		}
+		nowMicros := Micros(now.UnixMicro())
+		for _, c := range t.batch.commits {
+			t.m.fresh.Observe(float64(nowMicros-c) / 1e6)
+		}
+	}
+	t.batch.Reset()
+	return t.commitLocked(ctx)
+}
+
+func (t *Transformer) commitLocked(ctx context.Context) error {
+	if len(t.next) == 0 {
+		return nil
+	}
+	offs := map[string]map[int32]kgo.EpochOffset{}
+	for k, eo := range t.next {
+		if offs[k.topic] == nil {
+			offs[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offs[k.topic][k.part] = eo
+	}
+	var cerr error
+	t.group.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if e := kerr.ErrorForCode(rp.ErrorCode); e != nil && cerr == nil {
+					cerr = fmt.Errorf("%s[%d]: %w", rt.Topic, rp.Partition, e)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("transform: commit offsets: %w", cerr)
+	}
+	clear(t.next)
+	return nil
+}
+
+// adjustOffsets restarts every assigned orders partition from its start so
+// the order state is rebuilt (the topic is keyed by order id); events below
+// the committed offset only rebuild state, events from it on produce rows.
+func (t *Transformer) adjustOffsets(_ context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for topic, ps := range offs {
+		if t.topic[topic] != TOrders {
+			continue
+		}
+		for p, o := range ps {
+			committed := o.EpochOffset().Offset
+			if committed <= 0 {
+				continue
+			}
+			t.resume[tp{topic, p}] = committed
+			t.state.SetQuiet(p, true)
+			ps[p] = kgo.NewOffset().AtStart()
+		}
+	}
+	return offs, nil
+}
+
+func (t *Transformer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.flushLocked(ctx); err != nil {
+		t.log.Error("flush on revoke", "err", err)
+	}
+	t.forget(revoked)
+}
+
+func (t *Transformer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// The partitions belong to someone else already: their offsets are not
+	// committed (the new owner redoes them); rows already built from them are
+	// still written, which is harmless (versioned rows).
+	t.forget(lost)
+}
+
+func (t *Transformer) forget(parts map[string][]int32) {
+	for topic, ps := range parts {
+		for _, p := range ps {
+			k := tp{topic, p}
+			delete(t.next, k)
+			delete(t.resume, k)
+			delete(t.lag, k)
+			if t.topic[topic] == TOrders {
+				t.state.DropPartition(p)
+			}
+		}
+	}
+}
