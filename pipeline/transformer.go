@@ -216,6 +216,9 @@ func (t *Transformer) Run(ctx context.Context) error {
 		t.mu.Unlock()
 		t.group.AllowRebalance()
 		if err != nil {
+			if ctx.Err() != nil {
+				return t.shutdown(ctx.Err())
+			}
 			return t.shutdown(err)
 		}
 	}
