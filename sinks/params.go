@@ -168,6 +168,13 @@ func quoteString(b *strings.Builder, s string) {
 	b.WriteByte('\'')
 }
 
+// QuoteString renders s as a single-quoted ClickHouse string literal.
+func QuoteString(s string) string {
+	var b strings.Builder
+	quoteString(&b, s)
+	return b.String()
+}
+
 // QuoteIdent quotes a ClickHouse identifier with backticks.
 func QuoteIdent(name string) string {
 	return "`" + strings.NewReplacer("\\", "\\\\", "`", "\\`").Replace(name) + "`"

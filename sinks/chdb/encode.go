@@ -13,23 +13,6 @@ import (
 	"time"
 )
 
-// encodeRowBinary appends rows in ClickHouse's RowBinary format for the given
-// column types. The batch is encoded once; only the engine call is retried.
-func encodeRowBinary(buf []byte, types []*chType, columns []string, rows [][]any) ([]byte, error) {
-	var err error
-	for i, row := range rows {
-		if len(row) != len(types) {
-			return nil, fmt.Errorf("row %d has %d values for %d columns", i, len(row), len(types))
-		}
-		for j, v := range row {
-			if buf, err = appendValue(buf, types[j], v); err != nil {
-				return nil, fmt.Errorf("row %d column %s (%s): %w", i, columns[j], types[j].String(), err)
-			}
-		}
-	}
-	return buf, nil
-}
-
 func (t *chType) String() string {
 	if len(t.args) == 0 {
 		return t.name
@@ -38,6 +21,31 @@ func (t *chType) String() string {
 }
 
 func appendValue(b []byte, t *chType, v any) ([]byte, error) {
+	// fast paths: the Go types the pipeline produces
+	switch x := v.(type) {
+	case int64:
+		if t.kind == kInt64 {
+			return binary.LittleEndian.AppendUint64(b, uint64(x)), nil
+		}
+	case string:
+		if t.kind == kString || t.kind == kLowCardinality && t.elem.kind == kString {
+			b = binary.AppendUvarint(b, uint64(len(x)))
+			return append(b, x...), nil
+		}
+	case uint64:
+		if t.kind == kUInt64 {
+			return binary.LittleEndian.AppendUint64(b, x), nil
+		}
+	case time.Time:
+		if t.kind == kDateTime64 {
+			n := x.Unix()*pow10(t.scale) + int64(x.Nanosecond())/pow10(9-t.scale)
+			return binary.LittleEndian.AppendUint64(b, uint64(n)), nil
+		}
+	case uint8:
+		if t.kind == kUInt8 {
+			return append(b, x), nil
+		}
+	}
 	switch t.kind {
 	case kNullable:
 		if isNil(v) {
@@ -57,7 +65,7 @@ func appendValue(b []byte, t *chType, v any) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		bits := map[kind]uint{kInt8: 8, kInt16: 16, kInt32: 32, kInt64: 64}[t.kind]
+		bits := intBits(t.kind)
 		if bits < 64 && (n < -(1<<(bits-1)) || n >= 1<<(bits-1)) {
 			return nil, fmt.Errorf("%d overflows %s", n, t.name)
 		}
@@ -67,7 +75,7 @@ func appendValue(b []byte, t *chType, v any) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		bits := map[kind]uint{kUInt8: 8, kUInt16: 16, kUInt32: 32, kUInt64: 64}[t.kind]
+		bits := intBits(t.kind)
 		if bits < 64 && n >= 1<<bits {
 			return nil, fmt.Errorf("%d overflows %s", n, t.name)
 		}
@@ -213,6 +221,18 @@ func appendValue(b []byte, t *chType, v any) ([]byte, error) {
 	return nil, fmt.Errorf("column type %s is not supported by the embedded engine's Insert", t.String())
 }
 
+func intBits(k kind) uint {
+	switch k {
+	case kInt8, kUInt8:
+		return 8
+	case kInt16, kUInt16:
+		return 16
+	case kInt32, kUInt32:
+		return 32
+	}
+	return 64
+}
+
 func appendLE(b []byte, v uint64, n uint) []byte {
 	for i := uint(0); i < n; i++ {
 		b = append(b, byte(v>>(8*i)))
@@ -250,6 +270,14 @@ func appendDecimal(b []byte, t *chType, v any) ([]byte, error) {
 		}
 		s = strconv.FormatInt(n, 10)
 	}
+	if t.width <= 8 {
+		if n, ok := parseDecimal64(s, t.scale); ok {
+			if t.width == 4 && (n < math.MinInt32 || n > math.MaxInt32) {
+				return nil, fmt.Errorf("%s overflows %s", s, t.String())
+			}
+			return appendLE(b, uint64(n), uint(t.width)), nil
+		}
+	}
 	n, err := parseDecimal(s, t.scale)
 	if err != nil {
 		return nil, err
@@ -271,6 +299,51 @@ func appendDecimal(b []byte, t *chType, v any) ([]byte, error) {
 		b = append(b, be[i])
 	}
 	return b, nil
+}
+
+// parseDecimal64 is parseDecimal's fast path for results that fit 18 digits;
+// ok is false when the text needs the slow path (or is invalid).
+func parseDecimal64(s string, scale int) (int64, bool) {
+	i, neg := 0, false
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		neg = s[i] == '-'
+		i++
+	}
+	var n int64
+	digits, frac, seenDot := 0, 0, false
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.' && !seenDot:
+			seenDot = true
+			continue
+		case c < '0' || c > '9':
+			return 0, false
+		}
+		if seenDot {
+			frac++
+			if frac > scale {
+				return 0, false
+			}
+		}
+		n = n*10 + int64(c-'0')
+		if digits++; digits > 18 {
+			return 0, false
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	for ; frac < scale; frac++ {
+		if digits++; digits > 18 {
+			return 0, false
+		}
+		n *= 10
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 // parseDecimal parses "-123.45" into the integer 12345 (scale 2). More
@@ -299,16 +372,28 @@ func parseDecimal(s string, scale int) (*big.Int, error) {
 }
 
 func isNil(v any) bool {
-	if v == nil {
+	switch v.(type) {
+	case nil:
 		return true
+	case string, int64, uint64, int32, uint32, uint8, int, float64, bool, time.Time, []string, []any:
+		return false
 	}
-	rv := reflect.ValueOf(v)
-	return rv.Kind() == reflect.Pointer && rv.IsNil()
+	if reflect.TypeOf(v).Kind() != reflect.Pointer {
+		return false
+	}
+	return reflect.ValueOf(v).IsNil()
 }
 
+// deref turns a non-nil pointer (*string, *int64, ...) into its value.
 func deref(v any) any {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+	switch v.(type) {
+	case string, int64, uint64, int32, uint32, uint8, int, float64, bool, time.Time, []string, []any:
+		return v
+	}
+	if reflect.TypeOf(v).Kind() != reflect.Pointer {
+		return v
+	}
+	if rv := reflect.ValueOf(v); !rv.IsNil() {
 		return rv.Elem().Interface()
 	}
 	return v

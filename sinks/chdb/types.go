@@ -10,6 +10,7 @@ import (
 // chType is a parsed ClickHouse type name.
 type chType struct {
 	kind  kind     // what the encoder and decoder switch on
+	raw   string   // the type as ClickHouse spells it
 	name  string   // base name: Int32, String, Nullable, Array, DateTime64, Decimal, Enum8, ...
 	args  []string // raw arguments, e.g. ["3", "'UTC'"] for DateTime64(3, 'UTC')
 	elem  *chType  // Nullable/Array/LowCardinality element
@@ -22,7 +23,7 @@ type chType struct {
 // parseType parses names like "Nullable(DateTime64(3, 'UTC'))".
 func parseType(s string) (*chType, error) {
 	s = strings.TrimSpace(s)
-	t := &chType{name: s, loc: time.UTC}
+	t := &chType{raw: s, name: s, loc: time.UTC}
 	open := strings.IndexByte(s, '(')
 	if open >= 0 {
 		if !strings.HasSuffix(s, ")") {
