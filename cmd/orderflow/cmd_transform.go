@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orderflow/orderflow/ingest/capture"
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/pipeline"
+	"github.com/orderflow/orderflow/sinks"
+	"github.com/orderflow/orderflow/sinks/chdb"
+)
+
+func init() {
+	register(&command{
+		name:     "transform",
+		summary:  "consume the captured topics and build the ClickHouse query side (as-of joined facts, effectively once)",
+		sections: []config.Section{config.SecHTTP, config.SecKafka, config.SecClickHouse},
+		serve:    true,
+		setup: func(l *config.Loader, c *config.Config) runFunc {
+			var pc pipeline.Config
+			l.String(&pc.Group, "transform-group", "orderflow-transform", "Kafka consumer group of the transformers (scale out by starting more processes in one group)")
+			l.String(&pc.Schema, "transform-schema", "public", "captured PostgreSQL schema (topics are <prefix>.<schema>.<table>)")
+			l.String(&pc.DLQTopic, "transform-dlq-topic", "", "dead-letter topic (default <prefix>.dlq)")
+			l.Int(&pc.MaxRows, "transform-max-rows", 50_000, "flush a batch at this many rows")
+			l.Int(&pc.MaxBytes, "transform-max-bytes", 16<<20, "flush a batch built from this many event bytes")
+			l.Duration(&pc.MaxAge, "transform-max-age", 200*time.Millisecond, "flush a batch this long after its first event (freshness)")
+			l.Int(&pc.MaxPoll, "transform-max-poll", 10_000, "records taken per poll")
+			return func(ctx context.Context, g *errgroup.Group, e *Env, args []string) error {
+				if len(args) > 0 {
+					return usageErrorf("transform takes no arguments, got %q", strings.Join(args, " "))
+				}
+				if pc.MaxRows < 1 || pc.MaxBytes < 1 || pc.MaxAge <= 0 || pc.MaxPoll < 1 {
+					return usageErrorf("-transform-max-rows, -transform-max-bytes, -transform-max-age and -transform-max-poll must be positive")
+				}
+				kopts, err := capture.KafkaClientOpts(e.Cfg.Kafka)
+				if err != nil {
+					return usageErrorf("kafka: %v", err)
+				}
+				pc.Brokers, pc.TopicPrefix, pc.KafkaOpts = e.Cfg.Kafka.Brokers, e.Cfg.Kafka.TopicPrefix, kopts
+				eng, err := openSink(ctx, e)
+				if err != nil {
+					return err
+				}
+				tr, err := pipeline.New(pc, eng, e.Reg, e.Log)
+				if err != nil {
+					_ = eng.Close()
+					return err
+				}
+				if e.HTTP != nil {
+					e.HTTP.AddCheck("transform", func(context.Context) error {
+						select {
+						case <-tr.Ready():
+							return nil
+						default:
+							return errors.New("loading dimension state")
+						}
+					})
+				}
+				g.Go(func() error {
+					defer eng.Close()
+					return tr.Run(ctx)
+				})
+				return nil
+			}
+		},
+	})
+}
+
+// openSink opens the configured ClickHouse engine.
+func openSink(ctx context.Context, e *Env) (sinks.Engine, error) {
+	ch := e.Cfg.ClickHouse
+	switch ch.Engine {
+	case "chdb":
+		eng, err := chdb.Open(ctx, chdb.Options{Lib: ch.ChdbLib, Path: ch.ChdbPath, Database: ch.Database, Log: e.Log})
+		if err != nil {
+			return nil, err
+		}
+		return eng, nil
+	default:
+		return nil, fmt.Errorf("clickhouse engine %q is not available in this build yet", ch.Engine)
+	}
+}

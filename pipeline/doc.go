@@ -1,0 +1,51 @@
+// Package pipeline is `orderflow transform`: it consumes the captured topics
+// and builds the ClickHouse query side.
+//
+// Consumes: <prefix>.<schema>.{customers,products,campaigns,orders,order_items}
+// (envelope package: ours or Debezium's), read_committed.
+//
+//   - Every topic is consumed in one Kafka consumer group (scale out by adding
+//     processes). The group path writes each event's raw-mirror row and
+//     change_log row, the dimension and customer_history rows, and for orders
+//     the customer_orders fact and the order's order_lines.
+//   - The join state is read outside the group by every instance: customers,
+//     products and campaigns (every version, LSN-ordered) and order_items
+//     (every version, grouped by order) are read from the start of every
+//     partition on start-up (state restore; no ClickHouse reads). order_items
+//     is keyed by item id, so it is not co-partitioned with orders: instead
+//     every instance holds every item and an order's fact is derived by the
+//     owner of the order's partition from state that includes its items.
+//   - Order state (needed for the placement LSN, deletes with key-only
+//     "before" images and TOAST) is rebuilt per owned orders partition: on
+//     assignment the partition is re-read from its start, events below the
+//     committed offset only rebuild state, events from it on produce rows.
+//
+// As-of joins: capture writes Kafka transactions in commit-LSN order. After
+// each poll, before applying the polled events, the dimension topics are read
+// up to their last stable offsets (a barrier), so every dimension change
+// committed before a fact event is in state. A fact's customer and campaign
+// are the versions in force at the order's INSERT LSN; items and products are
+// as of the order event's LSN. Should a dimension event still arrive after the
+// fact was written (a producer that does not honour the order above), the
+// affected facts are re-derived: no fact keeps "unknown" or stale attributes.
+//
+// Emits: rows with _version = the commit LSN of the change (facts: of the
+// order event; every item version used is at or below it) and _is_deleted;
+// ReplacingMergeTree keeps the newest, so replays and retries change nothing
+// after FINAL, and an older event replayed never overwrites a newer row.
+// Within a batch rows are coalesced per key. change_log rows carry a content
+// hash so a redelivered event collapses into the original.
+//
+// Delivery: effectively once. Batches flush at -transform-max-rows, -bytes or
+// -age (default 200 ms); the consumer's buffers are bounded and a flush blocks
+// consumption (backpressure). Offsets are committed only after every table of
+// the batch is written; a revoked partition is flushed and committed first.
+// A poison event goes to <prefix>.dlq (headers: reason, error, source
+// topic/partition/offset) before its offset is committed; the stream goes on.
+//
+// Known limits: item changes in a transaction that does not also touch the
+// order row reach raw_order_items and change_log at once but the fact and the
+// lines only with the order's next event (the API writes items only with the
+// order's INSERT). State is in memory: every version of every customer,
+// product, campaign and item, and the orders of the owned partitions.
+package pipeline
