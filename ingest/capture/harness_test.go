@@ -409,6 +409,28 @@ func (p *proc) kill() {
 	<-p.done
 }
 
+// waitReady waits for /readyz to answer 200 (replication is streaming).
+func (p *proc) waitReady(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	u := strings.TrimSuffix(p.metrics, "/metrics") + "/readyz"
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("capture exited: %v", p.state)
+		default:
+		}
+		if resp, err := http.Get(u); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("capture not ready within %s", timeout)
+}
+
 // stop ends the process gracefully and returns its peak RSS in bytes.
 func (p *proc) stop(t *testing.T) int64 {
 	t.Helper()
