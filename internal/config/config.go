@@ -361,3 +361,9 @@ func isIdent(s string) bool {
 	}
 	return true
 }
+
+// FlagSet is the flag set the loader binds to.
+func (l *Loader) FlagSet() *flag.FlagSet { return l.fs }
+
+// Getenv is the environment lookup the loader reads defaults from.
+func (l *Loader) Getenv() func(string) string { return l.env }
