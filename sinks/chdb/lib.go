@@ -2,6 +2,7 @@ package chdb
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"unsafe"
 
@@ -36,6 +37,9 @@ var (
 // loadLib dlopens libchdb.so at path once per process. A later call with a
 // different path fails: one process holds one ClickHouse engine.
 func loadLib(path string) (*lib, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("load libchdb: %w (fetch it with `make up` or set -chdb-lib / ORDERFLOW_CHDB_LIB)", err)
+	}
 	libMu.Lock()
 	defer libMu.Unlock()
 	if loadedLib != nil {
