@@ -17,6 +17,8 @@ type Rec struct {
 	Partition int32
 	Size      int // bytes of the record value
 	Event     *envelope.Event
+
+	rawBefore, rawAfter []byte // the images' JSON as received, when known
 }
 
 // Reasons for a poison event (the dlq_total label and the DLQ header).
@@ -387,7 +389,12 @@ func changeLogRow(r Rec, id int64) []any {
 	if key == "" {
 		key = `{"id":` + strconv.FormatInt(id, 10) + `}`
 	}
-	before, after := rowJSON(ev.Before), rowJSON(ev.After)
+	var before, after string
+	if r.rawBefore != nil || r.rawAfter != nil {
+		before, after = string(r.rawBefore), string(r.rawAfter)
+	} else {
+		before, after = rowJSON(ev.Before), rowJSON(ev.After)
+	}
 	h := fnv.New64a()
 	for _, s := range []string{r.Table, key, ev.Op, strconv.FormatUint(ev.Source.LSN, 10), before, after} {
 		h.Write([]byte(s))

@@ -35,6 +35,10 @@ type Config struct {
 
 	// FetchMaxBytes bounds what the consumer buffers (default 32 MiB).
 	FetchMaxBytes int32
+
+	// onFlush, when set (tests, benchmarks), sees every flushed batch's
+	// event commit times and the insert acknowledgement time.
+	onFlush func(commits []Micros, rows map[string]int, at time.Time)
 }
 
 func (c *Config) defaults() {
@@ -333,7 +337,7 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 			if r.Attrs.IsControl() || len(r.Value) == 0 {
 				return
 			}
-			ev, err := envelope.Decode(r.Value)
+			ev, _, _, err := decodeEvent(r.Value)
 			if err != nil || ev == nil {
 				return // the group path sends it to the DLQ
 			}
@@ -390,12 +394,12 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record) error {
 	if len(r.Value) == 0 {
 		return nil // tombstone
 	}
-	ev, err := envelope.Decode(r.Value)
+	ev, rawBefore, rawAfter, err := decodeEvent(r.Value)
 	if err == nil && ev == nil {
 		return nil
 	}
 	if err == nil {
-		rec := Rec{Table: table, Key: r.Key, Partition: r.Partition, Size: len(r.Value), Event: ev}
+		rec := Rec{Table: table, Key: r.Key, Partition: r.Partition, Size: len(r.Value), Event: ev, rawBefore: rawBefore, rawAfter: rawAfter}
 		if replaying {
 			_ = t.state.Replay(rec) // a poison event was sent to the DLQ the first time
 			return nil
@@ -480,6 +484,9 @@ func (t *Transformer) flushLocked(ctx context.Context) error {
 		nowMicros := Micros(now.UnixMicro())
 		for _, c := range t.batch.commits {
 			t.m.fresh.Observe(float64(nowMicros-c) / 1e6)
+		}
+		if t.cfg.onFlush != nil {
+			t.cfg.onFlush(t.batch.commits, t.batch.RowsByTable(), now)
 		}
 	}
 	t.batch.Reset()

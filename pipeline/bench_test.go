@@ -1,0 +1,259 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/internal/envelope"
+	"github.com/orderflow/orderflow/internal/testenv"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// benchProducer publishes synthetic source transactions fast: many source
+// transactions per Kafka transaction, produced asynchronously.
+type benchProducer struct {
+	s   *stream
+	ctx context.Context
+	err atomic.Value
+	wg  sync.WaitGroup
+}
+
+func (p *benchProducer) send(table string, op string, lsn uint64, after map[string]any) {
+	val := benchValue(p.s.prefix, table, op, lsn, time.Now().UnixMilli(), after)
+	p.wg.Add(1)
+	p.s.cl.Produce(p.ctx, &kgo.Record{Topic: envelope.Topic(p.s.prefix, "public", table), Key: []byte(fmt.Sprintf(`{"id":%v}`, after["id"])), Value: val},
+		func(_ *kgo.Record, err error) {
+			if err != nil {
+				p.err.Store(err)
+			}
+			p.wg.Done()
+		})
+	p.s.events++
+}
+
+func benchValue(prefix, table, op string, lsn uint64, tsMs int64, after map[string]any) []byte {
+	conv := envelope.Row(after)
+	e := &envelope.Event{Op: op, After: conv, TsMs: tsMs, Source: envelope.Source{Version: envelope.Version, Connector: "postgresql", Name: prefix,
+		Schema: "public", Table: table, LSN: lsn, TxID: int64(lsn), TsMs: tsMs}}
+	b, err := envelope.Encode(e)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func (p *benchProducer) flushTxn() error {
+	p.wg.Wait()
+	if err, _ := p.err.Load().(error); err != nil {
+		return err
+	}
+	return p.s.cl.EndTransaction(p.ctx, kgo.TryCommit)
+}
+
+// backlog publishes nOrders orders (each with 2 items, paid later) on top of
+// 1,000 customers and 100 products. Returns the number of orders.
+func backlog(b *testing.B, s *stream, nOrders int) {
+	p := &benchProducer{s: s, ctx: context.Background()}
+	const perTxn = 2000
+	inTxn := 0
+	open := func() {
+		if inTxn == 0 {
+			if err := s.cl.BeginTransaction(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	begin := func() {
+		inTxn++
+		if inTxn == perTxn {
+			if err := p.flushTxn(); err != nil {
+				b.Fatal(err)
+			}
+			inTxn = 0
+		}
+	}
+	for i := int64(1); i <= 1000; i++ {
+		s.lsn++
+		open()
+		p.send(TCustomers, "c", s.lsn, customer(i, []string{"bronze", "silver", "gold", "platinum"}[i%4], "europe"))
+		begin()
+	}
+	for i := int64(1); i <= 100; i++ {
+		s.lsn++
+		open()
+		p.send(TProducts, "c", s.lsn, product(i, fmt.Sprint("P", i)))
+		begin()
+	}
+	for i := int64(1); i <= int64(nOrders); i++ {
+		s.lsn++
+		open()
+		p.send(TOrders, "c", s.lsn, order(i, 1+i%1000, "placed"))
+		p.send(TOrderItems, "c", s.lsn, item(2*i, i, 1+i%100, 1, "10.00"))
+		p.send(TOrderItems, "c", s.lsn, item(2*i+1, i, 1+(i+7)%100, 2, "10.00"))
+		begin()
+		if i%2 == 0 {
+			s.lsn++
+			open()
+			p.send(TOrders, "u", s.lsn, order(i, 1+i%1000, "paid"))
+			begin()
+		}
+	}
+	if inTxn > 0 {
+		if err := p.flushTxn(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDrain measures transformer + chDB sink throughput on a backlog:
+// ORDERFLOW_BENCH_ORDERS orders (default 100,000; 2 items each, half of them
+// also paid: 3.5 events per order) already in Kafka, drained from the start.
+//
+//	go test -run '^$' -bench Drain -benchtime 1x ./pipeline/
+func BenchmarkDrain(b *testing.B) {
+	n := envInt("ORDERFLOW_BENCH_ORDERS", 100_000)
+	s := newStream(b, 3)
+	start := time.Now()
+	backlog(b, s, n)
+	b.Logf("backlog: %d events produced in %.1fs", s.events, time.Since(start).Seconds())
+	for i := 0; i < b.N; i++ {
+		e := openDB(b)
+		var facts, rows, clog, firstFlush atomic.Int64
+		done := make(chan struct{})
+		var once sync.Once
+		tr, err := New(Config{Brokers: s.brokers, TopicPrefix: s.prefix, Group: testenv.Name("bench"),
+			onFlush: func(_ []Micros, byTable map[string]int, at time.Time) {
+				firstFlush.CompareAndSwap(0, at.UnixNano())
+				for t, c := range byTable {
+					rows.Add(int64(c))
+					if t == OutCustomerOrders {
+						facts.Add(int64(c))
+					}
+				}
+				if clog.Add(int64(byTable[OutChangeLog])) >= int64(s.events) {
+					once.Do(func() { close(done) })
+				}
+			}}, e, prometheus.NewRegistry(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		b.ResetTimer()
+		t0 := time.Now()
+		go func() { errc <- tr.Run(ctx) }()
+		select {
+		case <-done:
+		case err := <-errc:
+			b.Fatal(err)
+		case <-time.After(10 * time.Minute):
+			b.Fatal("drain did not finish")
+		}
+		el := time.Since(t0)
+		b.StopTimer()
+		cancel()
+		<-errc
+		b.ReportMetric(float64(facts.Load())/el.Seconds(), "facts/s")
+		b.ReportMetric(float64(s.events)/el.Seconds(), "events/s")
+		b.ReportMetric(float64(rows.Load())/el.Seconds(), "rows/s")
+		steady := time.Since(time.Unix(0, firstFlush.Load()))
+		b.ReportMetric(float64(s.events)/steady.Seconds(), "events/s_after_join")
+		b.Logf("after the first flush (state loaded, group joined): %.2fs", steady.Seconds())
+		b.Logf("drained %d events into %d rows (%d customer_orders) in %.2fs (state load included)", s.events, rows.Load(), facts.Load(), el.Seconds())
+	}
+}
+
+// BenchmarkFreshness publishes ORDERFLOW_BENCH_RATE changes/s (default
+// 5,000) for ORDERFLOW_BENCH_SECONDS (default 10) in 50 ms Kafka
+// transactions, and reports p50/p99 of (insert acknowledged − event commit
+// time) over every event.
+//
+//	go test -run '^$' -bench Freshness -benchtime 1x ./pipeline/
+func BenchmarkFreshness(b *testing.B) {
+	rate := envInt("ORDERFLOW_BENCH_RATE", 5000)
+	secs := envInt("ORDERFLOW_BENCH_SECONDS", 10)
+	s := newStream(b, 3)
+	backlog(b, s, 1) // customers and products
+	for i := 0; i < b.N; i++ {
+		e := openDB(b)
+		var mu sync.Mutex
+		var lat []float64
+		tr, err := New(Config{Brokers: s.brokers, TopicPrefix: s.prefix, Group: testenv.Name("bench"),
+			onFlush: func(commits []Micros, _ map[string]int, at time.Time) {
+				mu.Lock()
+				for _, c := range commits {
+					lat = append(lat, float64(Micros(at.UnixMicro())-c)/1e6)
+				}
+				mu.Unlock()
+			}}, e, prometheus.NewRegistry(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- tr.Run(ctx) }()
+		<-tr.Ready()
+		time.Sleep(2 * time.Second) // join the group
+		mu.Lock()
+		lat = lat[:0]
+		mu.Unlock()
+		p := &benchProducer{s: s, ctx: context.Background()}
+		tick := time.NewTicker(50 * time.Millisecond)
+		perTick := rate / 20
+		oid := int64(1_000_000)
+		sent := 0
+		end := time.Now().Add(time.Duration(secs) * time.Second)
+		for now := range tick.C {
+			if now.After(end) {
+				break
+			}
+			if err := s.cl.BeginTransaction(); err != nil {
+				b.Fatal(err)
+			}
+			for j := 0; j < perTick; j += 3 {
+				oid++
+				s.lsn++
+				p.send(TOrders, "c", s.lsn, order(oid, 1+oid%1000, "placed"))
+				p.send(TOrderItems, "c", s.lsn, item(2*oid, oid, 1+oid%100, 1, "10.00"))
+				p.send(TOrderItems, "c", s.lsn, item(2*oid+1, oid, 1+(oid+7)%100, 2, "10.00"))
+				sent += 3
+			}
+			if err := p.flushTxn(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		tick.Stop()
+		time.Sleep(2 * time.Second)
+		cancel()
+		<-errc
+		mu.Lock()
+		sort.Float64s(lat)
+		pct := func(q float64) float64 {
+			if len(lat) == 0 {
+				return 0
+			}
+			return lat[min(len(lat)-1, int(q*float64(len(lat))))]
+		}
+		b.ReportMetric(pct(0.50), "p50_s")
+		b.ReportMetric(pct(0.99), "p99_s")
+		b.ReportMetric(float64(sent)/float64(secs), "changes/s")
+		b.Logf("%d changes at %d/s: freshness p50 %.3fs p99 %.3fs max %.3fs over %d events", sent, rate, pct(0.5), pct(0.99), pct(1), len(lat))
+		mu.Unlock()
+	}
+}

@@ -1,0 +1,194 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"sync"
+
+	"github.com/go-faster/jx"
+
+	"github.com/orderflow/orderflow/internal/envelope"
+)
+
+// errSlowPath makes decodeEvent fall back to envelope.Decode.
+var errSlowPath = errors.New("slow path")
+
+// columnNames interns column-name strings (a handful of distinct names).
+var columnNames sync.Map
+
+func columnName(b []byte) string {
+	if v, ok := columnNames.Load(string(b)); ok {
+		return v.(string)
+	}
+	s := string(b)
+	columnNames.Store(s, s)
+	return s
+}
+
+// decodeEvent parses a record value in one pass for the envelope capture
+// writes, and returns the raw JSON of "before" and "after" (for the change
+// log, so it is not re-encoded). Anything unusual (Debezium's schema wrapper
+// or TOAST placeholder, an invalid event) goes through envelope.Decode, which
+// defines the semantics; the fast path yields the same Event.
+func decodeEvent(value []byte) (ev *envelope.Event, before, after []byte, err error) {
+	if len(bytes.TrimSpace(value)) == 0 {
+		return nil, nil, nil, nil
+	}
+	ev, before, after, err = decodeFast(value)
+	if err == nil {
+		return ev, before, after, nil
+	}
+	ev, err = envelope.Decode(value)
+	return ev, nil, nil, err
+}
+
+func decodeFast(value []byte) (*envelope.Event, []byte, []byte, error) {
+	var e envelope.Event
+	var before, after []byte
+	d := jx.DecodeBytes(value)
+	err := d.ObjBytes(func(d *jx.Decoder, key []byte) error {
+		switch string(key) {
+		case "before", "after":
+			if d.Next() == jx.Null {
+				return d.Null()
+			}
+			raw, err := d.Raw()
+			if err != nil {
+				return err
+			}
+			row, err := decodeRow(raw)
+			if err != nil {
+				return err
+			}
+			if key[0] == 'b' {
+				before, e.Before = raw, row
+			} else {
+				after, e.After = raw, row
+			}
+			return nil
+		case "source":
+			return d.ObjBytes(func(d *jx.Decoder, key []byte) error {
+				var err error
+				switch string(key) {
+				case "lsn":
+					e.Source.LSN, err = d.UInt64()
+				case "txId":
+					e.Source.TxID, err = d.Int64()
+				case "ts_ms":
+					e.Source.TsMs, err = d.Int64()
+				case "table":
+					e.Source.Table, err = d.Str()
+				case "schema":
+					e.Source.Schema, err = d.Str()
+				case "db":
+					e.Source.DB, err = d.Str()
+				case "name":
+					e.Source.Name, err = d.Str()
+				case "version":
+					e.Source.Version, err = d.Str()
+				case "connector":
+					e.Source.Connector, err = d.Str()
+				case "snapshot":
+					if d.Next() != jx.String {
+						return errSlowPath
+					}
+					e.Source.Snapshot, err = d.Str()
+				default:
+					return d.Skip()
+				}
+				return err
+			})
+		case "op":
+			var err error
+			e.Op, err = d.Str()
+			return err
+		case "ts_ms":
+			var err error
+			e.TsMs, err = d.Int64()
+			return err
+		case "unchanged":
+			if d.Next() == jx.Null {
+				return d.Null()
+			}
+			return d.Arr(func(d *jx.Decoder) error {
+				s, err := d.Str()
+				e.Unchanged = append(e.Unchanged, s)
+				return err
+			})
+		case "payload", "schema":
+			return errSlowPath
+		default:
+			return d.Skip()
+		}
+	})
+	if err != nil {
+		return nil, nil, nil, errSlowPath
+	}
+	switch e.Op {
+	case envelope.OpCreate, envelope.OpRead, envelope.OpUpdate:
+		if e.After == nil {
+			return nil, nil, nil, errSlowPath
+		}
+	case envelope.OpDelete:
+		if e.Before == nil {
+			return nil, nil, nil, errSlowPath
+		}
+	default:
+		return nil, nil, nil, errSlowPath
+	}
+	if e.Source.Table == "" {
+		return nil, nil, nil, errSlowPath
+	}
+	return &e, before, after, nil
+}
+
+// decodeRow decodes a row image the way envelope.Decode does (json.Number
+// for numbers); nested values (json, arrays) through encoding/json.
+func decodeRow(raw []byte) (envelope.Row, error) {
+	row := make(envelope.Row, 16)
+	d := jx.DecodeBytes(raw)
+	err := d.ObjBytes(func(d *jx.Decoder, key []byte) error {
+		k := columnName(key)
+		switch d.Next() {
+		case jx.String:
+			s, err := d.Str()
+			if err != nil {
+				return err
+			}
+			if s == envelope.DebeziumUnavailable {
+				return errSlowPath
+			}
+			row[k] = s
+		case jx.Number:
+			n, err := d.Num()
+			if err != nil {
+				return err
+			}
+			row[k] = json.Number(n.String())
+		case jx.Bool:
+			b, err := d.Bool()
+			if err != nil {
+				return err
+			}
+			row[k] = b
+		case jx.Null:
+			row[k] = nil
+			return d.Null()
+		default:
+			raw, err := d.Raw()
+			if err != nil {
+				return err
+			}
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return err
+			}
+			row[k] = v
+		}
+		return nil
+	})
+	return row, err
+}
