@@ -24,15 +24,25 @@ type migrateTarget struct {
 func init() {
 	register(&command{
 		name:     "migrate",
-		summary:  "apply the database schema migrations (PostgreSQL command side)",
-		sections: []config.Section{config.SecPostgres},
+		summary:  "apply the database schema migrations (PostgreSQL command side, ClickHouse query side)",
+		sections: []config.Section{config.SecPostgres, config.SecClickHouse},
 		setup: func(l *config.Loader, _ *config.Config) runFunc {
 			var pg bool
 			var wait time.Duration
 			l.Bool(&pg, "postgres", true, "migrate the PostgreSQL command-side schema")
+			var ch bool
+			l.Bool(&ch, "clickhouse", false, "migrate the ClickHouse query-side schema (-clickhouse-engine picks the server or the embedded engine)")
 			l.Duration(&wait, "wait", 0, "keep retrying to connect to a database for up to this long (e.g. while it starts)")
 			targets := []migrateTarget{
 				{name: "postgres", enabled: &pg, run: func(ctx context.Context, e *Env) (string, error) { return migratePostgres(ctx, e, wait) }},
+				{name: "clickhouse", enabled: &ch, run: func(ctx context.Context, e *Env) (string, error) {
+					eng, err := openSink(ctx, e)
+					if err != nil {
+						return "", err
+					}
+					defer eng.Close()
+					return migrateClickHouse(ctx, e, eng)
+				}},
 			}
 			return func(ctx context.Context, _ *errgroup.Group, e *Env, args []string) error {
 				if len(args) > 0 {

@@ -13,7 +13,9 @@ import (
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/pipeline"
 	"github.com/orderflow/orderflow/sinks"
-	"github.com/orderflow/orderflow/sinks/chdb"
+	"github.com/orderflow/orderflow/sinks/chmigrate"
+	"github.com/orderflow/orderflow/sinks/chschema"
+	"github.com/orderflow/orderflow/sinks/open"
 )
 
 func init() {
@@ -31,6 +33,8 @@ func init() {
 			l.Int(&pc.MaxBytes, "transform-max-bytes", 16<<20, "flush a batch built from this many event bytes")
 			l.Duration(&pc.MaxAge, "transform-max-age", 200*time.Millisecond, "flush a batch this long after its first event (freshness)")
 			l.Int(&pc.MaxPoll, "transform-max-poll", 10_000, "records taken per poll")
+			var migrate bool
+			l.Bool(&migrate, "migrate", false, "apply pending ClickHouse migrations at start-up")
 			return func(ctx context.Context, g *errgroup.Group, e *Env, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("transform takes no arguments, got %q", strings.Join(args, " "))
@@ -46,6 +50,12 @@ func init() {
 				eng, err := openSink(ctx, e)
 				if err != nil {
 					return err
+				}
+				if migrate {
+					if _, err := migrateClickHouse(ctx, e, eng); err != nil {
+						_ = eng.Close()
+						return err
+					}
 				}
 				tr, err := pipeline.New(pc, eng, e.Reg, e.Log)
 				if err != nil {
@@ -72,17 +82,21 @@ func init() {
 	})
 }
 
-// openSink opens the configured ClickHouse engine.
+// openSink opens the configured ClickHouse engine (libchdb.so is loaded only
+// when the embedded engine is selected).
 func openSink(ctx context.Context, e *Env) (sinks.Engine, error) {
-	ch := e.Cfg.ClickHouse
-	switch ch.Engine {
-	case "chdb":
-		eng, err := chdb.Open(ctx, chdb.Options{Lib: ch.ChdbLib, Path: ch.ChdbPath, Database: ch.Database, Log: e.Log})
-		if err != nil {
-			return nil, err
-		}
-		return eng, nil
-	default:
-		return nil, fmt.Errorf("clickhouse engine %q is not available in this build yet", ch.Engine)
+	return open.Open(ctx, e.Cfg.ClickHouse, e.Log)
+}
+
+// migrateClickHouse applies the query-side migrations of sinks/chschema.
+func migrateClickHouse(ctx context.Context, e *Env, eng sinks.Engine) (string, error) {
+	done, err := chmigrate.Migrate(ctx, eng, chschema.Migrations, e.Log)
+	if err != nil {
+		return "", fmt.Errorf("migrate ClickHouse database %s: %w", eng.Database(), err)
 	}
+	e.Log.Info("clickhouse migrated", "database", eng.Database(), "applied", done)
+	if len(done) == 0 {
+		return fmt.Sprintf("database %s up to date", eng.Database()), nil
+	}
+	return fmt.Sprintf("database %s: applied %v", eng.Database(), done), nil
 }
