@@ -156,6 +156,15 @@ func RunHTTP(ctx context.Context, c *Client, prm Params, o Options) (Summary, er
 	// Idempotency keys must not collide with another run against the same API.
 	ns = fmt.Sprintf("%s-%x", ns, rand.Uint64()&0xffffffff)
 	h := &httpRun{c: c, gen: gen, ns: ns}
+	// Futures exist before any worker starts, so workers only read these slices.
+	h.custs = make([]*future, gen.Params().Customers)
+	for i := range h.custs {
+		h.custs[i] = &future{ready: make(chan struct{})}
+	}
+	h.orders = make([]*future, gen.Params().Orders)
+	for i := range h.orders {
+		h.orders[i] = &future{ready: make(chan struct{})}
+	}
 	start := time.Now()
 	if err := h.setup(ctx, o.Concurrency); err != nil {
 		return Summary{}, fmt.Errorf("create catalogue: %w", err)
@@ -189,13 +198,9 @@ dispatch:
 		}
 		var shard int
 		switch ev.Kind {
-		case KCustomer:
-			h.custs = append(h.custs, &future{ready: make(chan struct{})})
-			shard = ev.Customer
-		case KCustomerUpdate:
+		case KCustomer, KCustomerUpdate:
 			shard = ev.Customer
 		case KOrder:
-			h.orders = append(h.orders, &future{ready: make(chan struct{})})
 			shard = ev.Order
 			if o.Rate > 0 {
 				if runErr = pace.wait(ctx, pace.due(orders)); runErr != nil {
@@ -208,13 +213,6 @@ dispatch:
 		}
 		if pace.expired(time.Now()) {
 			sum.Stopped = fmt.Sprintf("--duration %s reached", o.Duration)
-			if ev.Kind == KCustomer || ev.Kind == KOrder { // never sent: release waiters
-				f := h.custs
-				if ev.Kind == KOrder {
-					f = h.orders
-				}
-				close(f[len(f)-1].ready)
-			}
 			break
 		}
 		sum.SimTo = ev.At
