@@ -10,7 +10,7 @@ type metrics struct {
 	rows      *prometheus.CounterVec
 	dlq       *prometheus.CounterVec
 	fresh     prometheus.Histogram
-	events    prometheus.Counter
+	events    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,10 +42,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from the PostgreSQL commit to the ClickHouse insert acknowledgement, per event.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60},
 		}),
-		events: prometheus.NewCounter(prometheus.CounterOpts{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderflow_transform_events_total",
-			Help: "Change events applied from the consumer group.",
-		}),
+			Help: "Change events applied from the consumer group, by topic.",
+		}, []string{"topic"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.lag, m.batchRows, m.flushSecs, m.rows, m.dlq, m.fresh, m.events)

@@ -94,6 +94,8 @@ type Transformer struct {
 	sideNext map[tp]int64
 	lag      map[tp]int64
 	ready    chan struct{}
+	spare    chan *Batch // the batch not being built (one is in flight at most)
+	inflight *inflight
 }
 
 // New returns a transformer writing through w. reg may be nil.
@@ -109,8 +111,9 @@ func New(cfg Config, w Writer, reg prometheus.Registerer, log *slog.Logger) (*Tr
 		cfg: cfg, w: w, log: log.With("stage", "transform"), m: newMetrics(reg),
 		topic: map[string]string{}, state: NewState(), batch: NewBatch(),
 		next: map[tp]kgo.EpochOffset{}, resume: map[tp]int64{}, sideNext: map[tp]int64{}, lag: map[tp]int64{},
-		ready: make(chan struct{}),
+		ready: make(chan struct{}), spare: make(chan *Batch, 1),
 	}
+	t.spare <- NewBatch()
 	for _, tb := range CapturedTables {
 		name := envelope.Topic(cfg.TopicPrefix, cfg.Schema, tb)
 		t.topic[name] = tb
@@ -215,7 +218,7 @@ func (t *Transformer) Run(ctx context.Context) error {
 		t.mu.Lock()
 		err := t.apply(ctx, fs)
 		if err == nil && t.due() {
-			err = t.flushLocked(ctx)
+			err = t.startFlush(ctx)
 		}
 		t.mu.Unlock()
 		t.group.AllowRebalance()
@@ -237,6 +240,9 @@ func (t *Transformer) shutdown(cause error) error {
 		if err := t.flushLocked(ctx); err != nil {
 			t.log.Error("final flush", "err", err)
 		}
+	} else if t.inflight != nil {
+		<-t.inflight.done
+		t.inflight = nil
 	}
 	return cause
 }
@@ -404,7 +410,7 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record) error {
 			_ = t.state.Replay(rec) // a poison event was sent to the DLQ the first time
 			return nil
 		}
-		t.m.events.Inc()
+		t.m.events.WithLabelValues(r.Topic).Inc()
 		err = t.state.ApplyGroup(t.batch, rec)
 	}
 	if err == nil || replaying {
@@ -453,14 +459,79 @@ func (t *Transformer) due() bool {
 	return b.Rows() >= t.cfg.MaxRows || b.Bytes() >= t.cfg.MaxBytes || (b.Events() > 0 && b.Age(time.Now()) >= t.cfg.MaxAge)
 }
 
-// flushLocked writes the batch (retrying with backoff; rows are versioned so
-// a retry cannot double anything) and then commits the consumed offsets.
+// flushLocked writes the current batch and commits the offsets it covers,
+// synchronously, after any flush in flight (revocation, shutdown).
 func (t *Transformer) flushLocked(ctx context.Context) error {
-	if t.batch.Rows() > 0 {
+	if err := t.waitInflight(); err != nil {
+		return err
+	}
+	b, offs := t.takeBatch()
+	err := t.writeAndCommit(ctx, b, offs)
+	t.spare <- b
+	return err
+}
+
+// startFlush hands the current batch to a background write (one in flight:
+// the next batch is built while the previous one is inserted, which keeps
+// both cores busy) after the previous write has finished. Offsets are
+// committed by the writer once its batch is in ClickHouse.
+func (t *Transformer) startFlush(ctx context.Context) error {
+	if err := t.waitInflight(); err != nil {
+		return err
+	}
+	b, offs := t.takeBatch()
+	f := &inflight{done: make(chan struct{})}
+	t.inflight = f
+	go func() {
+		defer close(f.done)
+		f.err = t.writeAndCommit(ctx, b, offs)
+		t.spare <- b
+	}()
+	return nil
+}
+
+type inflight struct {
+	done chan struct{}
+	err  error
+}
+
+func (t *Transformer) waitInflight() error {
+	f := t.inflight
+	if f == nil {
+		return nil
+	}
+	<-f.done
+	t.inflight = nil
+	return f.err
+}
+
+// takeBatch swaps in an empty batch and returns the full one with the
+// offsets its events end at.
+func (t *Transformer) takeBatch() (*Batch, map[string]map[int32]kgo.EpochOffset) {
+	b := t.batch
+	t.batch = <-t.spare
+	t.batch.Reset()
+	offs := map[string]map[int32]kgo.EpochOffset{}
+	for k, eo := range t.next {
+		if offs[k.topic] == nil {
+			offs[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offs[k.topic][k.part] = eo
+	}
+	clear(t.next)
+	return b, offs
+}
+
+// writeAndCommit writes b (retrying with backoff; rows are versioned, so a
+// retry cannot double anything) and then commits offs. A failed write is
+// fatal (the process restarts from the committed offsets); a failed commit
+// is not (a later commit covers it; at worst events are applied again).
+func (t *Transformer) writeAndCommit(ctx context.Context, b *Batch, offs map[string]map[int32]kgo.EpochOffset) error {
+	if b.Rows() > 0 {
 		start := time.Now()
 		backoff := 100 * time.Millisecond
 		for attempt := 1; ; attempt++ {
-			err := t.batch.Write(ctx, t.w)
+			err := b.Write(ctx, t.w)
 			if err == nil {
 				break
 			}
@@ -477,32 +548,21 @@ func (t *Transformer) flushLocked(ctx context.Context) error {
 		}
 		now := time.Now()
 		t.m.flushSecs.Observe(now.Sub(start).Seconds())
-		t.m.batchRows.Observe(float64(t.batch.Rows()))
-		for table, n := range t.batch.RowsByTable() {
+		t.m.batchRows.Observe(float64(b.Rows()))
+		byTable := b.RowsByTable()
+		for table, n := range byTable {
 			t.m.rows.WithLabelValues(table).Add(float64(n))
 		}
 		nowMicros := Micros(now.UnixMicro())
-		for _, c := range t.batch.commits {
+		for _, c := range b.commits {
 			t.m.fresh.Observe(float64(nowMicros-c) / 1e6)
 		}
 		if t.cfg.onFlush != nil {
-			t.cfg.onFlush(t.batch.commits, t.batch.RowsByTable(), now)
+			t.cfg.onFlush(b.commits, byTable, now)
 		}
 	}
-	t.batch.Reset()
-	return t.commitLocked(ctx)
-}
-
-func (t *Transformer) commitLocked(ctx context.Context) error {
-	if len(t.next) == 0 {
+	if len(offs) == 0 {
 		return nil
-	}
-	offs := map[string]map[int32]kgo.EpochOffset{}
-	for k, eo := range t.next {
-		if offs[k.topic] == nil {
-			offs[k.topic] = map[int32]kgo.EpochOffset{}
-		}
-		offs[k.topic][k.part] = eo
 	}
 	var cerr error
 	t.group.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
@@ -519,9 +579,11 @@ func (t *Transformer) commitLocked(ctx context.Context) error {
 		}
 	})
 	if cerr != nil {
-		return fmt.Errorf("transform: commit offsets: %w", cerr)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t.log.Warn("commit offsets failed; a later commit covers them", "err", cerr)
 	}
-	clear(t.next)
 	return nil
 }
 

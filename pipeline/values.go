@@ -54,7 +54,11 @@ func (m Money) String() string {
 	if v < 0 {
 		sign, v = "-", -v
 	}
-	return fmt.Sprintf("%s%d.%02d", sign, v/100, v%100)
+	buf := make([]byte, 0, 24)
+	buf = append(buf, sign...)
+	buf = strconv.AppendInt(buf, v/100, 10)
+	buf = append(buf, '.', byte('0'+v%100/10), byte('0'+v%10))
+	return string(buf)
 }
 
 // Micros is a timestamp in microseconds since the epoch (UTC); NullTime
