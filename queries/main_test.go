@@ -1,0 +1,62 @@
+package queries
+
+import (
+	"context"
+	"flag"
+	"io/fs"
+	"os"
+	"sort"
+	"testing"
+
+	"github.com/orderflow/orderflow/internal/testenv"
+	"github.com/orderflow/orderflow/sinks"
+	"github.com/orderflow/orderflow/sinks/chdb"
+	"github.com/orderflow/orderflow/sinks/chschema"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+// chdbDir is this test process's one embedded-engine data directory (libchdb
+// binds a process to one); each test uses its own database in it.
+var chdbDir string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	d, err := os.MkdirTemp("", "orderflow-queries-test-")
+	if err != nil {
+		panic(err)
+	}
+	chdbDir = d
+	code := m.Run()
+	_ = os.RemoveAll(d)
+	os.Exit(code)
+}
+
+// openDB opens a fresh chDB database with the query-side schema applied.
+func openDB(t testing.TB) *chdb.Engine {
+	t.Helper()
+	lib := testenv.ChdbLib(t)
+	ctx := context.Background()
+	e, err := chdb.Open(ctx, chdb.Options{Lib: lib, Path: chdbDir, Database: testenv.Name("q")})
+	if err != nil {
+		t.Fatalf("open chdb: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = e.Exec(context.Background(), "DROP DATABASE IF EXISTS "+sinks.QuoteIdent(e.Database()))
+		_ = e.Close()
+	})
+	applySchema(t, e)
+	return e
+}
+
+func applySchema(t testing.TB, e sinks.Engine) {
+	t.Helper()
+	names, _ := fs.Glob(chschema.Migrations, "*.sql")
+	sort.Strings(names)
+	for _, n := range names {
+		b, _ := fs.ReadFile(chschema.Migrations, n)
+		if err := e.Exec(context.Background(), string(b)); err != nil {
+			t.Fatalf("migration %s: %v", n, err)
+		}
+	}
+}

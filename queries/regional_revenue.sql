@@ -1,0 +1,35 @@
+-- @title Regional revenue
+-- @question Revenue by region and country (the customer's, as of each order's placement) with the customer mix: customers, average order value and sales per segment.
+-- @param from Date = today-12m : first day of the period (UTC, inclusive)
+-- @param to Date = today : last day of the period (UTC, inclusive)
+-- @column region String : customer region as of placement
+-- @column country String : customer country (ISO 3166-1 alpha-2) as of placement
+-- @column customers UInt64 : distinct customers with a sale
+-- @column orders UInt64 : sales
+-- @column revenue Decimal : sum of the sales' totals
+-- @column avg_order_value Float64 : revenue / orders, rounded to cents
+-- @column revenue_share Float64 : the country's share of the period's revenue, 4 decimals
+-- @column bronze_orders UInt64 : sales by bronze customers
+-- @column silver_orders UInt64 : sales by silver customers
+-- @column gold_orders UInt64 : sales by gold customers
+-- @column platinum_orders UInt64 : sales by platinum customers
+-- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
+SELECT
+    toString(customer_region) AS region,
+    toString(customer_country) AS country,
+    uniqExact(customer_id) AS customers,
+    count() AS orders,
+    sum(total) AS revenue,
+    round(toFloat64(revenue) / orders, 2) AS avg_order_value,
+    round(toFloat64(revenue) / sum(toFloat64(revenue)) OVER (), 4) AS revenue_share,
+    countIf(customer_segment = 'bronze') AS bronze_orders,
+    countIf(customer_segment = 'silver') AS silver_orders,
+    countIf(customer_segment = 'gold') AS gold_orders,
+    countIf(customer_segment = 'platinum') AS platinum_orders
+FROM customer_orders FINAL
+WHERE _is_deleted = 0
+  AND status NOT IN ('cancelled', 'refunded')
+  AND placed_at >= toDateTime64({from:Date}, 6, 'UTC')
+  AND placed_at < toDateTime64({to:Date} + 1, 6, 'UTC')
+GROUP BY region, country
+ORDER BY revenue DESC, region, country

@@ -1,0 +1,23 @@
+-- @title Sales by month and segment
+-- @question Total sales per calendar month over a period, by customer segment (the customer's segment when the order was placed).
+-- @param from Date = today-12m : first day of the period (UTC, inclusive)
+-- @param to Date = today : last day of the period (UTC, inclusive)
+-- @column month Date : first day of the month (UTC)
+-- @column segment String : customer segment as of the order's placement
+-- @column orders UInt64 : sales placed in the month
+-- @column customers UInt64 : distinct customers with a sale in the month
+-- @column revenue Decimal : sum of the sales' totals (after discount)
+-- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
+SELECT
+    toStartOfMonth(placed_at) AS month,
+    toString(customer_segment) AS segment,
+    count() AS orders,
+    uniqExact(customer_id) AS customers,
+    sum(total) AS revenue
+FROM customer_orders FINAL
+WHERE _is_deleted = 0
+  AND status NOT IN ('cancelled', 'refunded')
+  AND placed_at >= toDateTime64({from:Date}, 6, 'UTC')
+  AND placed_at < toDateTime64({to:Date} + 1, 6, 'UTC')
+GROUP BY month, segment
+ORDER BY month, segment
