@@ -91,7 +91,7 @@ func setupRun(l *config.Loader, _ *config.Config) runFunc {
 				continue
 			}
 			*p.cfg = *e.Cfg
-			sub := &Env{Cfg: p.cfg, Log: e.Log.With("stage", p.name), Reg: e.Reg, HTTP: e.HTTP, Stdout: e.Stdout, Stderr: e.Stderr}
+			sub := &Env{Cfg: p.cfg, Log: e.Log, Reg: e.Reg, HTTP: e.HTTP, Stdout: e.Stdout, Stderr: e.Stderr}
 			e.Log.Info("starting", "part", p.name)
 			if err := p.run(ctx, g, sub, nil); err != nil {
 				return fmt.Errorf("start %s: %w", p.name, err)

@@ -128,6 +128,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	}
 	switch {
 	case err == nil, errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		if cmd.serve {
+			log.Info("shut down cleanly")
+		}
 		return exitOK
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "orderflow %s: %v\nRun 'orderflow %s --help' for usage.\n", cmd.name, err, cmd.name)
