@@ -56,9 +56,9 @@ func parseDate(s string, now time.Time) (string, error) {
 			case "w":
 				d = d.AddDate(0, 0, 7*n)
 			case "m":
-				d = d.AddDate(0, n, 0)
+				d = addMonths(d, n)
 			case "y":
-				d = d.AddDate(n, 0, 0)
+				d = addMonths(d, 12*n)
 			}
 		}
 		return d.Format(time.DateOnly), nil
@@ -173,4 +173,13 @@ func (r *Report) Resolve(given map[string]string, now time.Time) (map[string]str
 		return nil, &ParamError{Report: r.Name, Param: "to", Reason: fmt.Sprintf("%s is before from (%s)", t, f)}
 	}
 	return out, nil
+}
+
+// addMonths moves d by n calendar months, clamping the day to the target
+// month's last day (Aug 31 - 6 months = Feb 28), as ClickHouse's
+// subtractMonths does.
+func addMonths(d time.Time, n int) time.Time {
+	first := time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, n, 0)
+	last := first.AddDate(0, 1, -1).Day()
+	return time.Date(first.Year(), first.Month(), min(d.Day(), last), 0, 0, 0, 0, time.UTC)
 }
