@@ -14,7 +14,7 @@ import (
 // runParts are the subcommands `orderflow run` starts in one process, in
 // start-up order: the command API first (it can migrate PostgreSQL), then
 // capture, then the transformer, then the report and SQL API.
-var runParts = []string{"api", "capture", "transform", "serve-reports"}
+var runParts = []string{"api", "capture", "transform", "reports-api"}
 
 func init() {
 	register(&command{
