@@ -98,6 +98,9 @@ func (t *colType) goType() (reflect.Type, error) {
 // clickhouse-go's column Append takes ([]int32, []*string, [][]string, ...).
 // It runs once per batch; retries reuse the slices.
 func columnSlice(t *colType, vals []any) (any, int, error) {
+	if s, ok := fastSlice(t, vals); ok {
+		return s, 0, nil
+	}
 	gt, err := t.goType()
 	if err != nil {
 		return nil, 0, err
@@ -373,4 +376,64 @@ func normalize(v any) any {
 		return out
 	}
 	return rv.Interface()
+}
+
+// fastSlice builds the column slice without reflection when every value
+// already has the Go type the column takes (the common case for the
+// pipeline's rows); ok is false otherwise.
+func fastSlice(t *colType, vals []any) (any, bool) {
+	switch t.base {
+	case "LowCardinality":
+		return fastSlice(t.elem, vals)
+	case "Int64":
+		return same[int64](vals)
+	case "UInt64":
+		return same[uint64](vals)
+	case "UInt32":
+		return same[uint32](vals)
+	case "UInt8":
+		return same[uint8](vals)
+	case "Float64":
+		return same[float64](vals)
+	case "String":
+		return same[string](vals)
+	case "DateTime", "DateTime64":
+		return same[time.Time](vals)
+	case "Nullable":
+		switch t.elem.base {
+		case "Int64":
+			return sameOrNil[int64](vals)
+		case "String":
+			return sameOrNil[string](vals)
+		case "DateTime", "DateTime64":
+			return sameOrNil[time.Time](vals)
+		}
+	}
+	return nil, false
+}
+
+func same[T any](vals []any) (any, bool) {
+	out := make([]T, len(vals))
+	for i, v := range vals {
+		x, ok := v.(T)
+		if !ok {
+			return nil, false
+		}
+		out[i] = x
+	}
+	return out, true
+}
+
+func sameOrNil[T any](vals []any) (any, bool) {
+	out := make([]*T, len(vals))
+	for i, v := range vals {
+		switch x := v.(type) {
+		case nil:
+		case T:
+			out[i] = &x
+		default:
+			return nil, false
+		}
+	}
+	return out, true
 }

@@ -190,7 +190,7 @@ func TestServerRestartMidStream(t *testing.T) {
 		pause, killDelay  time.Duration
 	}{
 		{"between", 60, 2000, 20 * time.Millisecond, 0},
-		{"in-flight", 12, 100_000, 0, 40 * time.Millisecond},
+		{"in-flight", 10, 60_000, 0, 30 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			restartMidStream(t, tc.batches, tc.perBatch, tc.pause, tc.killDelay)
