@@ -530,3 +530,24 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatalf("GET /openapi.json: %d", rec.Code)
 	}
 }
+
+// A body without Content-Length is cut off at the limit too.
+func TestBodyTooLargeStreamed(t *testing.T) {
+	f := newFixture(t, "")
+	f.seed()
+	before := f.snapshot()
+	body := io.MultiReader(strings.NewReader(`{"customer_id":1,"items":[`), strings.NewReader(strings.Repeat(`{"product_id":1,"quantity":1},`, 300)), strings.NewReader(`{"product_id":1,"quantity":1}]}`))
+	req := httptest.NewRequest("POST", "/v1/orders", body)
+	req.ContentLength = -1
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	var p Problem
+	resp{rec.Code, rec.Header(), rec.Body.Bytes()}.json(t, &p)
+	if rec.Code != 413 || p.Type != TypeBodyTooLarge {
+		t.Fatalf("status %d, problem %+v", rec.Code, p)
+	}
+	if after := f.snapshot(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatal("rows changed")
+	}
+}

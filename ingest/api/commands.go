@@ -470,61 +470,73 @@ func (s *Server) placeOrder(ctx context.Context, tx pgx.Tx, _ *http.Request, bod
 	}
 	now := s.clock()
 
-	var refErrs domain.Errors
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)`, *b.CustomerID).Scan(&exists); err != nil {
-		return result{}, fmt.Errorf("look up customer: %w", err)
-	}
-	if !exists {
-		refErrs = append(refErrs, fieldErr("/customer_id", domain.ReasonNotFound, fmt.Sprintf("no customer with id %d", *b.CustomerID)))
-	}
-	var campaignID *int64
-	var pct domain.Percent
-	if b.CampaignCode != nil {
-		var id int64
-		var start, end time.Time
-		err := tx.QueryRow(ctx, `SELECT id, starts_at, ends_at, (discount_percent * 100)::bigint FROM campaigns WHERE code = $1`, *b.CampaignCode).
-			Scan(&id, &start, &end, &pct)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			refErrs = append(refErrs, fieldErr("/campaign_code", domain.ReasonNotFound, fmt.Sprintf("no campaign with code %q", *b.CampaignCode)))
-		case err != nil:
-			return result{}, fmt.Errorf("look up campaign: %w", err)
-		case !domain.Active(start, end, now):
-			if len(refErrs) == 0 {
-				return result{}, problem(422, TypeCampaignNotActive,
-					fmt.Sprintf("campaign %q runs from %s to %s; now is %s", *b.CampaignCode, start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339), now.Format(time.RFC3339)),
-					fieldErr("/campaign_code", domain.ReasonInactive, "campaign window does not contain the current time"))
-			}
-		default:
-			campaignID = &id
-		}
-	}
+	// One round trip for every lookup the order needs.
 	ids := make([]int64, len(items))
 	for i, it := range items {
 		ids[i] = *it.ProductID
 	}
+	batch := &pgx.Batch{}
+	batch.Queue(`SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)`, *b.CustomerID)
+	if b.CampaignCode != nil {
+		batch.Queue(`SELECT id, starts_at, ends_at, (discount_percent * 100)::bigint FROM campaigns WHERE code = $1`, *b.CampaignCode)
+	}
+	batch.Queue(`SELECT id, (price * 100)::bigint, currency FROM products WHERE id = ANY($1)`, ids)
+	br := tx.SendBatch(ctx, batch)
 	type prod struct {
 		price    domain.Money
 		currency string
 	}
+	var refErrs domain.Errors
+	var campaignID *int64
+	var pct domain.Percent
+	var inactive *Problem
 	catalogue := map[int64]prod{}
-	rows, err := tx.Query(ctx, `SELECT id, (price * 100)::bigint, currency FROM products WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return result{}, fmt.Errorf("look up products: %w", err)
-	}
-	for rows.Next() {
-		var id int64
-		var p prod
-		if err := rows.Scan(&id, &p.price, &p.currency); err != nil {
-			rows.Close()
-			return result{}, fmt.Errorf("look up products: %w", err)
+	err := func() error {
+		defer br.Close()
+		var exists bool
+		if err := br.QueryRow().Scan(&exists); err != nil {
+			return fmt.Errorf("look up customer: %w", err)
 		}
-		catalogue[id] = p
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return result{}, fmt.Errorf("look up products: %w", err)
+		if !exists {
+			refErrs = append(refErrs, fieldErr("/customer_id", domain.ReasonNotFound, fmt.Sprintf("no customer with id %d", *b.CustomerID)))
+		}
+		if b.CampaignCode != nil {
+			var id int64
+			var start, end time.Time
+			err := br.QueryRow().Scan(&id, &start, &end, &pct)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				refErrs = append(refErrs, fieldErr("/campaign_code", domain.ReasonNotFound, fmt.Sprintf("no campaign with code %q", *b.CampaignCode)))
+			case err != nil:
+				return fmt.Errorf("look up campaign: %w", err)
+			case !domain.Active(start, end, now):
+				inactive = problem(422, TypeCampaignNotActive,
+					fmt.Sprintf("campaign %q runs from %s to %s; now is %s", *b.CampaignCode, start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339), now.Format(time.RFC3339)),
+					fieldErr("/campaign_code", domain.ReasonInactive, "campaign window does not contain the current time"))
+			default:
+				campaignID = &id
+			}
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("look up products: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var p prod
+			if err := rows.Scan(&id, &p.price, &p.currency); err != nil {
+				return fmt.Errorf("look up products: %w", err)
+			}
+			catalogue[id] = p
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("look up products: %w", err)
+		}
+		return nil
+	}()
+	if err != nil {
+		return result{}, err
 	}
 	lines := make([]domain.Line, len(items))
 	currency := ""
@@ -545,6 +557,9 @@ func (s *Server) placeOrder(ctx context.Context, tx pgx.Tx, _ *http.Request, bod
 	if len(refErrs) > 0 {
 		return result{}, problem(422, TypeUnknownReference, refErrs.Error(), refErrs...)
 	}
+	if inactive != nil {
+		return result{}, inactive
+	}
 	if len(errs) > 0 {
 		return result{}, validation(errs)
 	}
@@ -555,11 +570,6 @@ func (s *Server) placeOrder(ctx context.Context, tx pgx.Tx, _ *http.Request, bod
 
 	o := Order{CustomerID: *b.CustomerID, CampaignID: campaignID, Status: domain.StatusPlaced, Currency: currency,
 		Subtotal: totals.Subtotal, Discount: totals.Discount, Total: totals.Total, PlacedAt: now, CreatedAt: now, UpdatedAt: now}
-	if err := tx.QueryRow(ctx, `INSERT INTO orders (customer_id, campaign_id, status, currency, subtotal, discount, total, placed_at, created_at, updated_at)
-		VALUES ($1, $2, 'placed', $3, $4::numeric / 100, $5::numeric / 100, $6::numeric / 100, $7, $7, $7) RETURNING id`,
-		o.CustomerID, o.CampaignID, o.Currency, int64(o.Subtotal), int64(o.Discount), int64(o.Total), now).Scan(&o.ID); err != nil {
-		return result{}, fmt.Errorf("insert order: %w", err)
-	}
 	lineNo := make([]int32, len(lines))
 	prods := make([]int64, len(lines))
 	qty := make([]int64, len(lines))
@@ -568,26 +578,35 @@ func (s *Server) placeOrder(ctx context.Context, tx pgx.Tx, _ *http.Request, bod
 	for i, l := range lines {
 		lineNo[i], prods[i], qty[i], price[i], disc[i] = int32(i+1), l.ProductID, l.Quantity, int64(l.UnitPrice), int64(l.Discount)
 	}
-	rows, err = tx.Query(ctx, `INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price, discount, created_at, updated_at)
-		SELECT $1, l, p, q, u::numeric / 100, d::numeric / 100, $7, $7
-		FROM unnest($2::int[], $3::bigint[], $4::int[], $5::bigint[], $6::bigint[]) AS t(l, p, q, u, d)
-		ORDER BY l RETURNING id, line_no`, o.ID, lineNo, prods, qty, price, disc, now)
+	// The order and its lines in one statement.
+	rows, err := tx.Query(ctx, `WITH o AS (
+			INSERT INTO orders (customer_id, campaign_id, status, currency, subtotal, discount, total, placed_at, created_at, updated_at)
+			VALUES ($1, $2, 'placed', $3, $4::numeric / 100, $5::numeric / 100, $6::numeric / 100, $7, $7, $7) RETURNING id)
+		INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price, discount, created_at, updated_at)
+		SELECT o.id, l, p, q, u::numeric / 100, d::numeric / 100, $7, $7
+		FROM o, unnest($8::int[], $9::bigint[], $10::int[], $11::bigint[], $12::bigint[]) AS t(l, p, q, u, d)
+		ORDER BY l RETURNING order_id, id, line_no`,
+		o.CustomerID, o.CampaignID, o.Currency, int64(o.Subtotal), int64(o.Discount), int64(o.Total), now,
+		lineNo, prods, qty, price, disc)
 	if err != nil {
-		return result{}, fmt.Errorf("insert order items: %w", err)
+		return result{}, fmt.Errorf("insert order: %w", err)
 	}
 	itemIDs := map[int]int64{}
 	for rows.Next() {
 		var id int64
 		var ln int
-		if err := rows.Scan(&id, &ln); err != nil {
+		if err := rows.Scan(&o.ID, &id, &ln); err != nil {
 			rows.Close()
-			return result{}, fmt.Errorf("insert order items: %w", err)
+			return result{}, fmt.Errorf("insert order: %w", err)
 		}
 		itemIDs[ln] = id
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return result{}, fmt.Errorf("insert order items: %w", err)
+		return result{}, fmt.Errorf("insert order: %w", err)
+	}
+	if len(itemIDs) != len(lines) {
+		return result{}, fmt.Errorf("insert order: %d of %d lines inserted", len(itemIDs), len(lines))
 	}
 	for i, l := range lines {
 		o.Items = append(o.Items, OrderItem{ID: itemIDs[i+1], LineNo: i + 1, ProductID: l.ProductID, Quantity: l.Quantity,
