@@ -367,3 +367,18 @@ func (l *Loader) FlagSet() *flag.FlagSet { return l.fs }
 
 // Getenv is the environment lookup the loader reads defaults from.
 func (l *Loader) Getenv() func(string) string { return l.env }
+
+// Multi binds a repeatable string flag (each use appends); its environment
+// variable holds a comma-separated list. Subcommands use it for their own
+// settings (e.g. report --param k=v).
+func (l *Loader) Multi(p *[]string, name, usage string) {
+	*p = splitList(l.env(EnvName(name)))
+	fromEnv := len(*p) > 0
+	l.fs.Func(name, usage+" (repeatable) ["+EnvName(name)+"]", func(s string) error {
+		if fromEnv { // the command line replaces the environment's list
+			*p, fromEnv = nil, false
+		}
+		*p = append(*p, s)
+		return nil
+	})
+}
