@@ -252,6 +252,17 @@ func TestErrors(t *testing.T) {
 	if r.Rows[0][0] != uint64(0) {
 		t.Errorf("failed inserts wrote %v rows", r.Rows[0][0])
 	}
+	// a batch the engine rejects (type mismatch found by the engine, not the
+	// encoder) leaves no spool file behind
+	if err := e.Insert(ctx, "missing_too", []string{"a"}, [][]any{{1}}); err == nil {
+		t.Error("insert into a missing table succeeded")
+	}
+	if err := e.Insert(ctx, "t", []string{"a", "s"}, [][]any{{1, "ok"}}); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(e.spool); len(left) != 0 {
+		t.Errorf("spool files left: %v", left)
+	}
 }
 
 func TestQueryReadOnly(t *testing.T) {
@@ -306,4 +317,46 @@ func TestGoSignalHandlersSurvive(t *testing.T) {
 	}()
 	var p *int
 	_ = *p //nolint:govet // deliberate nil dereference
+}
+
+// Engines on one process run statements concurrently; each Engine
+// serializes its own.
+func TestConcurrentEngines(t *testing.T) {
+	engines := []*Engine{openEngine(t), openEngine(t), openEngine(t)}
+	ctx := context.Background()
+	for _, e := range engines {
+		mustExec(t, e, "CREATE TABLE t (id Int64, s String) ENGINE = MergeTree ORDER BY id")
+	}
+	errc := make(chan error, 12)
+	for w := 0; w < 12; w++ {
+		e := engines[w%len(engines)]
+		go func(w int) {
+			for b := 0; b < 5; b++ {
+				rows := make([][]any, 1000)
+				for i := range rows {
+					rows[i] = []any{int64(w*100000 + b*1000 + i), "x"}
+				}
+				if err := e.Insert(ctx, "t", []string{"id", "s"}, rows); err != nil {
+					errc <- err
+					return
+				}
+				if _, err := e.Query(ctx, "SELECT count() FROM t WHERE id >= {from:Int64}", map[string]any{"from": w * 100000}); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}(w)
+	}
+	for w := 0; w < 12; w++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range engines {
+		r := query(t, e, "SELECT count(), uniqExact(id) FROM t", nil)
+		if r.Rows[0][0] != uint64(20000) || r.Rows[0][1] != uint64(20000) {
+			t.Errorf("%s: count, uniq = %v, want 20000", e.Database(), r.Rows[0])
+		}
+	}
 }
