@@ -26,9 +26,14 @@ func init() {
 			l.Int(&maxConns, "pg-max-conns", 16, "largest number of PostgreSQL connections the API opens")
 			l.Bool(&migrate, "migrate", false, "apply pending PostgreSQL migrations at start-up")
 			l.Duration(&wait, "pg-wait", 0, "keep retrying to reach PostgreSQL at start-up for up to this long")
-			return func(ctx context.Context, _ *errgroup.Group, e *Env, args []string) error {
+			var keyTTL time.Duration
+			l.Duration(&keyTTL, "idempotency-ttl", 24*time.Hour, "how long an Idempotency-Key is remembered (0 = forever)")
+			return func(ctx context.Context, g *errgroup.Group, e *Env, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("api takes no arguments, got %q", args)
+				}
+				if keyTTL < 0 {
+					return usageErrorf("-idempotency-ttl must not be negative")
 				}
 				if maxConns < 1 {
 					return usageErrorf("-pg-max-conns must be at least 1")
@@ -64,6 +69,9 @@ func init() {
 					}
 					return pgschema.CheckCurrent(ctx, pool)
 				})
+				if keyTTL > 0 {
+					g.Go(func() error { return srv.RunPruner(ctx, keyTTL, min(keyTTL/4, 10*time.Minute)) })
+				}
 				e.Log.Info("command API ready", "auth", e.Cfg.API.Token != "", "openapi", "/openapi.json")
 				// The pool lives as long as the process: the HTTP server drains
 				// in-flight commands on shutdown and they still need it.

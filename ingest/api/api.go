@@ -438,3 +438,37 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }
+
+// PruneIdempotencyKeys deletes idempotency records older than ttl and
+// returns how many it deleted. A retry after ttl runs the command again.
+func (s *Server) PruneIdempotencyKeys(ctx context.Context, ttl time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM orderflow_internal.idempotency_keys WHERE created_at < $1`, s.now().Add(-ttl))
+	if err != nil {
+		return 0, fmt.Errorf("prune idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// RunPruner prunes expired idempotency keys every interval until ctx ends.
+func (s *Server) RunPruner(ctx context.Context, ttl, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			n, err := s.PruneIdempotencyKeys(ctx, ttl)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.log.Warn("prune idempotency keys", "err", err)
+				continue
+			}
+			if n > 0 {
+				s.log.Info("pruned idempotency keys", "deleted", n, "ttl", ttl)
+			}
+		}
+	}
+}

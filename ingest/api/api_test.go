@@ -551,3 +551,20 @@ func TestBodyTooLargeStreamed(t *testing.T) {
 		t.Fatal("rows changed")
 	}
 }
+
+func TestPruneIdempotencyKeys(t *testing.T) {
+	f := newFixture(t, "")
+	f.seed()
+	f.mustDo(201, "POST", "/v1/orders", `{"customer_id":1,"items":[{"product_id":1,"quantity":1}]}`, "Idempotency-Key", "old")
+	if _, err := f.pool.Exec(context.Background(), `UPDATE orderflow_internal.idempotency_keys SET created_at = $1`, testNow.Add(-48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	f.mustDo(201, "POST", "/v1/orders", `{"customer_id":1,"items":[{"product_id":1,"quantity":1}]}`, "Idempotency-Key", "new")
+	n, err := f.srv.PruneIdempotencyKeys(context.Background(), 24*time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want 1", n, err)
+	}
+	if f.count("orderflow_internal.idempotency_keys") != 1 {
+		t.Fatal("the fresh key was pruned")
+	}
+}
