@@ -29,7 +29,7 @@ func decodeJSONCompact(buf []byte) (*sinks.Result, error) {
 	dec := json.NewDecoder(bytes.NewReader(buf))
 	dec.UseNumber()
 	if err := dec.Decode(&jr); err != nil {
-		return nil, fmt.Errorf("decode JSONCompact result: %w", err)
+		return nil, fmt.Errorf("decode JSONCompact result (a query must not carry its own FORMAT clause): %w", err)
 	}
 	res := &sinks.Result{Columns: make([]string, len(jr.Meta)), Types: make([]string, len(jr.Meta)), Rows: jr.Data}
 	types := make([]*chType, len(jr.Meta))

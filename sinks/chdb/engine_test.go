@@ -360,3 +360,17 @@ func TestConcurrentEngines(t *testing.T) {
 		}
 	}
 }
+
+// A column list in any order, leaving out columns with defaults.
+func TestInsertColumnSubsetAndOrder(t *testing.T) {
+	e := openEngine(t)
+	mustExec(t, e, "CREATE TABLE d (a Int32, b String DEFAULT 'def', c LowCardinality(String), at DateTime64(3) DEFAULT now64(3)) ENGINE = MergeTree ORDER BY a")
+	if err := e.Insert(context.Background(), "d", []string{"c", "a"}, [][]any{{"x", int32(2)}, {"y", int32(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	r := query(t, e, "SELECT a, b, c, at > now64(3) - INTERVAL 1 MINUTE FROM d ORDER BY a", nil)
+	want := [][]any{{int64(1), "def", "y", uint64(1)}, {int64(2), "def", "x", uint64(1)}}
+	if !reflect.DeepEqual(r.Rows, want) {
+		t.Fatalf("rows %#v, want %#v", r.Rows, want)
+	}
+}
