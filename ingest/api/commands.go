@@ -106,7 +106,7 @@ func (s *Server) updateCustomer(ctx context.Context, tx pgx.Tx, r *http.Request,
 	c, err := scanCustomer(tx.QueryRow(ctx, `UPDATE customers SET
 			name = coalesce($2, name), email = coalesce($3, email), phone = coalesce($4, phone),
 			segment = coalesce($5, segment), region = coalesce($6, region), country = coalesce($7, country),
-			city = coalesce($8, city), updated_at = greatest($9, created_at)
+			city = coalesce($8, city), updated_at = greatest($9, updated_at)
 		WHERE id = $1 RETURNING `+customerCols,
 		id, trim(f.Name), f.Email, f.Phone, f.Segment, f.Region, f.Country, trim(f.City), s.clock()))
 	if errors.Is(err, pgx.ErrNoRows) {
