@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help build up down test test-unit lint fmt clean
+.PHONY: help build up down demo test test-unit bench lint fmt clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ up: ## start PostgreSQL, Kafka, the ClickHouse server and fetch libchdb.so (127.
 
 down: ## stop everything `make up` and `make demo` started
 	@scripts/down.sh
+
+demo: ## bring the stack up, run the whole pipeline on a generated workload, print reports (leaves it running; stop with make down)
+	@scripts/demo.sh
 
 test: ## start the stack if needed and run every test (unit tests with -race, integration tests on the real services)
 	@scripts/test.sh
