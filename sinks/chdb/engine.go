@@ -35,6 +35,7 @@ type Options struct {
 // statements on one Engine run one at a time.
 type Engine struct {
 	lib     *lib
+	path    string // absolute data directory
 	db      string
 	log     *slog.Logger
 	backoff sinks.Backoff
@@ -93,12 +94,20 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{lib: l, db: opts.Database, log: opts.Log.With("stage", "sink", "engine", "chdb", "database", opts.Database),
+	e := &Engine{lib: l, path: path, db: opts.Database, log: opts.Log.With("stage", "sink", "engine", "chdb", "database", opts.Database),
 		backoff: opts.Backoff, types: map[string]map[string]*chType{}}
 	e.spool = filepath.Join(path, "orderflow_spool")
 	if err := os.MkdirAll(e.spool, 0o700); err != nil {
 		return nil, fmt.Errorf("open chdb: spool directory: %w", err)
 	}
+	process.mu.Lock()
+	if process.conns == 0 { // batches left by a process that died mid-insert
+		stale, _ := filepath.Glob(filepath.Join(e.spool, "insert-*.native"))
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}
+	process.mu.Unlock()
 	if e.rw, err = e.connect(path); err != nil {
 		return nil, err
 	}
@@ -334,7 +343,7 @@ func (e *Engine) query(ctx context.Context, c *conn, query string, ps map[string
 func (e *Engine) QueryReadOnly(ctx context.Context, query string, ps map[string]any) (*sinks.Result, error) {
 	e.roMu.Lock()
 	if e.ro == nil {
-		c, err := e.connect(process.path)
+		c, err := e.connect(e.path)
 		if err == nil {
 			if _, err = c.run(e.lib, "SET readonly = 1", "TSV", nil); err != nil {
 				e.closeConn(c)

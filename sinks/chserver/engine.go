@@ -79,18 +79,25 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = e.retryWith(ctx, boot, "create database", func() error {
+	// Opening waits up to ~10 s for a server that is starting; a wrong
+	// address fails in that time, not after the statement retry budget.
+	openBackoff := sinks.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Attempts: 10}
+	waiting := &Engine{log: e.log, backoff: openBackoff}
+	err = waiting.retryWith(ctx, boot, "create database", func() error {
 		return boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+sinks.QuoteIdent(opts.Database))
 	})
 	_ = boot.Close()
 	if err != nil {
+		if retryable(err) {
+			return nil, fmt.Errorf("open clickhouse server %s: %w", opts.Addr, wrap(err))
+		}
 		// A read-only user cannot create it; the database may exist anyway.
 		e.log.Debug("create database failed", "err", err)
 	}
 	if e.conn, err = dial(opts, opts.Database); err != nil {
 		return nil, err
 	}
-	if err := e.retryWith(ctx, e.conn, "ping", func() error { return e.conn.Ping(ctx) }); err != nil {
+	if err := waiting.retryWith(ctx, e.conn, "ping", func() error { return e.conn.Ping(ctx) }); err != nil {
 		_ = e.conn.Close()
 		return nil, fmt.Errorf("open clickhouse server %s database %s: %w", opts.Addr, opts.Database, wrap(err))
 	}

@@ -202,3 +202,18 @@ func TestParametersNeedCurrentServer(t *testing.T) {
 	}
 	t.Logf("18.16 refuses query parameters: %v", err)
 }
+
+// Nothing listening: Open fails within its ~10 s wait, naming the address.
+func TestOpenUnreachable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the open backoff")
+	}
+	start := time.Now()
+	_, err := Open(context.Background(), Options{Addr: "127.0.0.1:1", Database: "x", DialTimeout: 200 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
