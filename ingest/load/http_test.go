@@ -94,3 +94,17 @@ func TestRateAndDuration(t *testing.T) {
 		t.Fatalf("--duration 300ms at 100/s: %d orders, stopped %q", sum.Orders, sum.Stopped)
 	}
 }
+
+// TestHighRateBatches: at a high rate the direct path still commits in
+// batches (not one transaction per order).
+func TestHighRateBatches(t *testing.T) {
+	conn := migratedConn(t)
+	sum, err := RunDirect(context.Background(), conn, Params{Seed: 4, Customers: 100, Orders: 1000, Products: 20}, Options{Rate: 2000, FlushEvery: 20 * time.Millisecond}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Orders != 1000 || sum.Transactions > 200 {
+		t.Fatalf("%d orders in %d transactions over %s; want batches", sum.Orders, sum.Transactions, sum.Elapsed)
+	}
+	t.Logf("%d orders, %d transactions, %s, max lag %s", sum.Orders, sum.Transactions, sum.Elapsed, sum.MaxLag)
+}

@@ -19,6 +19,7 @@ type Options struct {
 	Rate        float64       // orders per second (open loop); 0 = as fast as possible
 	Duration    time.Duration // stop after this long; 0 = when every order is placed
 	BatchSize   int           // direct path: events per transaction
+	FlushEvery  time.Duration // direct path with a rate: commit a batch at least this often (default 10ms)
 	Concurrency int           // HTTP path: parallel clients
 	Progress    io.Writer     // progress line target (a terminal); nil = none
 }
@@ -210,6 +211,9 @@ func RunDirect(ctx context.Context, conn *pgx.Conn, prm Params, o Options, trunc
 	if o.BatchSize <= 0 {
 		o.BatchSize = 2000
 	}
+	if o.FlushEvery <= 0 {
+		o.FlushEvery = 10 * time.Millisecond
+	}
 	if truncate {
 		if err := Truncate(ctx, conn); err != nil {
 			return Summary{}, err
@@ -224,6 +228,7 @@ func RunDirect(ctx context.Context, conn *pgx.Conn, prm Params, o Options, trunc
 	pace := newPacer(o.Rate, o.Duration)
 	prog := startProgress(o.Progress, gen.Params().Orders)
 	batch := make([]Event, 0, o.BatchSize)
+	var batchStart time.Time
 	orders := 0
 	flush := func() error {
 		if len(batch) == 0 {
@@ -252,9 +257,15 @@ func RunDirect(ctx context.Context, conn *pgx.Conn, prm Params, o Options, trunc
 			sum.SimFrom = ev.At
 		}
 		if ev.Kind == KOrder && o.Rate > 0 {
-			if due := pace.due(orders); due.After(time.Now()) {
-				if runErr = flush(); runErr != nil {
-					break
+			// Open loop: wait for the order's slot. A batch collects what
+			// is due within FlushEvery, so a high rate still commits in
+			// batches while a low rate commits every order promptly.
+			due := pace.due(orders)
+			if wait := time.Until(due); wait > 0 {
+				if len(batch) > 0 && time.Since(batchStart)+wait >= o.FlushEvery {
+					if runErr = flush(); runErr != nil {
+						break
+					}
 				}
 				if runErr = pace.wait(ctx, due); runErr != nil {
 					break
@@ -269,8 +280,11 @@ func RunDirect(ctx context.Context, conn *pgx.Conn, prm Params, o Options, trunc
 			break
 		}
 		sum.SimTo = ev.At
+		if len(batch) == 0 {
+			batchStart = time.Now()
+		}
 		batch = append(batch, ev)
-		if len(batch) >= o.BatchSize {
+		if len(batch) >= o.BatchSize || (o.Rate > 0 && time.Since(batchStart) >= o.FlushEvery) {
 			if runErr = flush(); runErr != nil {
 				break
 			}
