@@ -35,6 +35,9 @@ type Config struct {
 
 	// FetchMaxBytes bounds what the consumer buffers (default 32 MiB).
 	FetchMaxBytes int32
+	// FlushAttempts is how often a batch write is tried before the
+	// transformer gives up and exits (default 8, about 10 s of backoff).
+	FlushAttempts int
 
 	// onFlush, when set (tests, benchmarks), sees every flushed batch's
 	// event commit times and the insert acknowledgement time.
@@ -62,6 +65,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxPoll <= 0 {
 		c.MaxPoll = 10_000
+	}
+	if c.FlushAttempts <= 0 {
+		c.FlushAttempts = 8
 	}
 	if c.FetchMaxBytes <= 0 {
 		c.FetchMaxBytes = 32 << 20
@@ -216,7 +222,10 @@ func (t *Transformer) Run(ctx context.Context) error {
 			return t.shutdown(fetchErr)
 		}
 		t.mu.Lock()
-		err := t.apply(ctx, fs)
+		err := t.pollInflight()
+		if err == nil {
+			err = t.apply(ctx, fs)
+		}
 		if err == nil && t.due() {
 			err = t.startFlush(ctx)
 		}
@@ -495,6 +504,19 @@ type inflight struct {
 	err  error
 }
 
+// pollInflight returns the error of a finished background write, if any.
+func (t *Transformer) pollInflight() error {
+	if f := t.inflight; f != nil {
+		select {
+		case <-f.done:
+			t.inflight = nil
+			return f.err
+		default:
+		}
+	}
+	return nil
+}
+
 func (t *Transformer) waitInflight() error {
 	f := t.inflight
 	if f == nil {
@@ -535,7 +557,7 @@ func (t *Transformer) writeAndCommit(ctx context.Context, b *Batch, offs map[str
 			if err == nil {
 				break
 			}
-			if attempt >= 8 || ctx.Err() != nil {
+			if attempt >= t.cfg.FlushAttempts || ctx.Err() != nil {
 				return fmt.Errorf("transform: flush: %w", err)
 			}
 			t.log.Warn("flush failed, retrying", "attempt", attempt, "err", err)
