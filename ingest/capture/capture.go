@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -54,7 +55,7 @@ type Options struct {
 	// "64MB"): transactions larger than it are streamed before commit.
 	// Empty keeps the server's setting.
 	DecodingWorkMem string
-	// MaxBufferedBytes bounds the records waiting for Kafka (default 32 MiB).
+	// MaxBufferedBytes bounds the records waiting for Kafka (default 16 MiB).
 	MaxBufferedBytes int
 	// RetryBackoff is the first pause before restarting after an error
 	// (default 1s, doubling up to 30s). MaxRetries 0 retries forever.
@@ -87,7 +88,7 @@ func (o *Options) defaults() {
 		o.HeartbeatInterval = 10 * time.Second
 	}
 	if o.MaxBufferedBytes <= 0 {
-		o.MaxBufferedBytes = 32 << 20
+		o.MaxBufferedBytes = 16 << 20
 	}
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = time.Second
@@ -212,6 +213,12 @@ func (c *Capture) session(ctx context.Context) error {
 	if err := snk.ensureTopic(ctx, DLQTopic(o.Kafka.TopicPrefix), 1, nil); err != nil {
 		return err
 	}
+	// Topics of every published table exist from the start, so consumers can
+	// subscribe before the first change arrives (Relation messages still add
+	// the topics of tables published later).
+	if err := c.ensureTableTopics(ctx, meta, snk); err != nil {
+		return err
+	}
 	if err := snk.init(ctx); err != nil {
 		return err
 	}
@@ -244,7 +251,7 @@ func (c *Capture) session(ctx context.Context) error {
 	c.log.Info("replication started", "resume_lsn", resume.String(), "confirmed_flush_lsn", confirmed.String(), "db", db, "publication", o.Postgres.Publication)
 	c.setReady(true)
 
-	items := make(chan item, 8192)
+	items := make(chan []item, 64)
 	kick := make(chan struct{}, 1)
 	errc := make(chan error, 3)
 	go func() { errc <- c.read(ctx, repl, items, kick) }()
@@ -258,6 +265,9 @@ func (c *Capture) session(ctx context.Context) error {
 	}()
 	err = <-errc
 	cancel()
+	// Wait for the other of read and run: read uses repl until it returns,
+	// and repl is written to and closed below.
+	<-errc
 	<-hb
 	p.closeSpools()
 	// A clean shutdown commits what is complete; anything else is aborted
@@ -330,6 +340,33 @@ func (c *Capture) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
+// ensureTableTopics creates the topic of every table in the publication.
+func (c *Capture) ensureTableTopics(ctx context.Context, conn *pgx.Conn, snk *sink) error {
+	rows, err := conn.Query(ctx, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", c.opts.Postgres.Publication)
+	if err != nil {
+		return fmt.Errorf("list the tables of publication %s: %w", c.opts.Postgres.Publication, err)
+	}
+	var topics []string
+	for rows.Next() {
+		var schema, table string
+		if err := rows.Scan(&schema, &table); err != nil {
+			rows.Close()
+			return err
+		}
+		topics = append(topics, envelope.Topic(c.opts.Kafka.TopicPrefix, schema, table))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list the tables of publication %s: %w", c.opts.Postgres.Publication, err)
+	}
+	for _, t := range topics {
+		if err := snk.ensureTopic(ctx, t, 0, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // PublicationSQL is the CREATE PUBLICATION statement for tables (empty: all
 // of schema public).
 func PublicationSQL(pub string, tables []string) string {
@@ -377,12 +414,21 @@ func (c *Capture) ensureSlot(ctx context.Context, meta *pgx.Conn, repl *pgconn.P
 // read is the only user of the replication connection: it receives WAL,
 // hands it to the processor in order, answers keepalives at once and sends
 // standby status with the flushed (Kafka-durable) LSN.
-func (c *Capture) read(ctx context.Context, conn *pgconn.PgConn, items chan<- item, kick <-chan struct{}) error {
+// maxBatch is the most items the reader hands over at once; batches only
+// grow while the processor is busy (a backlog), so an idle stream goes item
+// by item without waiting.
+const maxBatch = 256
+
+func (c *Capture) read(ctx context.Context, conn *pgconn.PgConn, items chan<- []item, kick <-chan struct{}) error {
 	var (
 		received   uint64
 		lastSent   uint64
 		lastStatus time.Time
+		deadline   time.Time
 	)
+	// Unblock a pending read at shutdown.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Conn().SetReadDeadline(time.Now()) })
+	defer stop()
 	send := func() error {
 		f := c.flushed.Load()
 		w := max(received, f)
@@ -403,10 +449,29 @@ func (c *Capture) read(ctx context.Context, conn *pgconn.PgConn, items chan<- it
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	push := func(it item) error {
+	var (
+		pending []item
+		slab    []byte
+	)
+	// flush hands pending over: at once if the processor is waiting, else
+	// only when block is set (the batch is full or the stream paused).
+	flush := func(block bool) error {
+		if len(pending) == 0 {
+			return nil
+		}
+		select {
+		case items <- pending:
+			pending = make([]item, 0, 16)
+			return nil
+		default:
+		}
+		if !block {
+			return nil
+		}
 		for {
 			select {
-			case items <- it:
+			case items <- pending:
+				pending = make([]item, 0, maxBatch)
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
@@ -419,6 +484,20 @@ func (c *Capture) read(ctx context.Context, conn *pgconn.PgConn, items chan<- it
 			}
 		}
 	}
+	push := func(it item) error {
+		pending = append(pending, it)
+		return flush(len(pending) >= maxBatch)
+	}
+	// own copies the message out of the connection's buffer into a shared
+	// slab (one allocation per 256 KiB, not per message).
+	own := func(b []byte) []byte {
+		if len(slab)+len(b) > cap(slab) {
+			slab = make([]byte, 0, max(256<<10, len(b)))
+		}
+		start := len(slab)
+		slab = append(slab, b...)
+		return slab[start:len(slab):len(slab)]
+	}
 	for {
 		select {
 		case <-kick:
@@ -430,14 +509,33 @@ func (c *Capture) read(ctx context.Context, conn *pgconn.PgConn, items chan<- it
 		if err := maybeSend(); err != nil {
 			return err
 		}
-		rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		msg, err := conn.ReceiveMessage(rctx)
-		cancel()
+		// A read deadline on the socket rather than a context per message:
+		// it bounds the wait when idle without a timer and a watcher
+		// goroutine per message when busy. pgconn keeps the connection
+		// after a timeout and resumes a partly read message.
+		// While items wait for a busy processor, look again soon.
+		now := time.Now()
+		wait := 200 * time.Millisecond
+		if len(pending) > 0 {
+			wait = 2 * time.Millisecond
+		}
+		if left := deadline.Sub(now); left < wait/2 || left > wait {
+			deadline = now.Add(wait)
+			if err := conn.Conn().SetReadDeadline(deadline); err != nil {
+				return fmt.Errorf("set read deadline: %w", err)
+			}
+		}
+		msg, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if pgconn.Timeout(err) {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				deadline = time.Time{}
+				if err := flush(true); err != nil {
+					return err
+				}
 				continue
 			}
 			return fmt.Errorf("receive replication message: %w", err)
@@ -472,7 +570,7 @@ func (c *Capture) read(ctx context.Context, conn *pgconn.PgConn, items chan<- it
 				}
 				received = max(received, uint64(x.WALStart))
 				// The connection reuses its buffer: copy.
-				if err := push(item{walStart: uint64(x.WALStart), data: append([]byte(nil), x.WALData...)}); err != nil {
+				if err := push(item{walStart: uint64(x.WALStart), data: own(x.WALData)}); err != nil {
 					return err
 				}
 			}
@@ -585,18 +683,23 @@ type processor struct {
 	bytes       map[string]int
 	dlq         map[string]int
 	out         []Record
+	row         RowChange
+	backlog     func() bool // more input is already waiting
 }
 
-func (p *processor) run(ctx context.Context, items <-chan item) error {
+func (p *processor) run(ctx context.Context, items <-chan []item) error {
+	p.backlog = func() bool { return len(items) > 0 }
 	tick := time.NewTicker(max(p.c.opts.FlushInterval/2, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case it := <-items:
-			if err := p.handle(ctx, it); err != nil {
-				return err
+		case batch := <-items:
+			for _, it := range batch {
+				if err := p.handle(ctx, it); err != nil {
+					return err
+				}
 			}
 		case <-tick.C:
 			if err := p.maybeCommit(ctx, false); err != nil {
@@ -635,6 +738,15 @@ func (p *processor) handle(ctx context.Context, it item) error {
 			return sp.append(sub, it.walStart, it.data)
 		}
 	}
+	if isRow, err := ParseRowChange(it.data, false, &p.row); isRow {
+		if err != nil {
+			return fmt.Errorf("parse pgoutput %q message: %w", it.data[0], err)
+		}
+		if p.skip {
+			return nil
+		}
+		return p.change(ctx)
+	}
 	msg, err := pglogrepl.ParseV2(it.data, false)
 	if err != nil {
 		return fmt.Errorf("parse pgoutput message %q: %w", it.data[0], err)
@@ -655,11 +767,6 @@ func (p *processor) handle(ctx context.Context, it item) error {
 		return p.committed(ctx, m.TransactionEndLSN)
 	case *pglogrepl.RelationMessageV2:
 		return p.relation(ctx, &m.RelationMessage)
-	case *pglogrepl.InsertMessageV2, *pglogrepl.UpdateMessageV2, *pglogrepl.DeleteMessageV2:
-		if p.skip {
-			return nil
-		}
-		return p.change(ctx, msg)
 	case *pglogrepl.TruncateMessageV2:
 		p.c.log.Warn("TRUNCATE is not captured (no envelope op); downstream keeps the rows", "relations", m.RelationIDs)
 	case *pglogrepl.LogicalDecodingMessageV2:
@@ -728,14 +835,14 @@ func (p *processor) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	return p.snk.ensureTopic(ctx, topic, 0, nil)
 }
 
-func (p *processor) change(ctx context.Context, msg pglogrepl.Message) error {
+func (p *processor) change(ctx context.Context) error {
 	if err := p.snk.begin(); err != nil {
 		return err
 	}
 	if p.batchStart.IsZero() {
 		p.batchStart = time.Now()
 	}
-	p.out = p.dec.Change(msg, p.tx, p.out[:0])
+	p.out = p.dec.Change(&p.row, p.tx, p.out[:0])
 	for i := range p.out {
 		r := &p.out[i]
 		rec := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: p.headers(r)}
@@ -791,8 +898,16 @@ func (p *processor) maybeCommit(ctx context.Context, force bool) error {
 	if p.batchTxns == 0 || p.inTx {
 		return nil
 	}
-	if !force && p.batchEvents < p.c.opts.MaxTxnEvents && time.Since(p.batchStart) < p.c.opts.FlushInterval {
-		return nil
+	if !force && p.batchEvents < p.c.opts.MaxTxnEvents {
+		age := time.Since(p.batchStart)
+		if age < p.c.opts.FlushInterval {
+			return nil
+		}
+		// Draining a backlog: every commit stalls the stream (flush, then
+		// EndTxn), so let the transaction grow up to 4 flush intervals.
+		if p.backlog != nil && p.backlog() && age < 4*p.c.opts.FlushInterval {
+			return nil
+		}
 	}
 	return p.commitBatch(ctx)
 }
@@ -847,6 +962,15 @@ func (p *processor) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitM
 	if sp != nil {
 		p.inTx = true
 		err := sp.replay(func(_ uint64, data []byte) error {
+			if isRow, err := ParseRowChange(data, true, &p.row); isRow {
+				if err != nil {
+					return fmt.Errorf("parse spooled %q message: %w", data[0], err)
+				}
+				if err := p.change(ctx); err != nil {
+					return err
+				}
+				return p.snk.err()
+			}
 			msg, err := pglogrepl.ParseV2(data, true)
 			if err != nil {
 				return fmt.Errorf("parse spooled message %q: %w", data[0], err)
@@ -854,11 +978,6 @@ func (p *processor) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitM
 			switch mm := msg.(type) {
 			case *pglogrepl.RelationMessageV2:
 				return p.relation(ctx, &mm.RelationMessage)
-			case *pglogrepl.InsertMessageV2, *pglogrepl.UpdateMessageV2, *pglogrepl.DeleteMessageV2:
-				if err := p.change(ctx, msg); err != nil {
-					return err
-				}
-				return p.snk.err()
 			}
 			return nil
 		})

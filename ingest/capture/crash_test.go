@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/ingest/pgschema"
 )
@@ -217,4 +218,101 @@ func TestCaptureCrashExactlyOnce(t *testing.T) {
 		t.Fatalf("%d committed changes: %d missing, %d duplicated", len(changes), missing, doubled)
 	}
 	t.Logf("%d committed changes across %d kills: each in Kafka exactly once (%d events read)", len(changes), kills, len(evs))
+}
+
+// TestCaptureLargeTransactionStreamed: one transaction of 200,000 rows (about
+// 200 MB, more than logical_decoding_work_mem) is streamed by PostgreSQL
+// before it commits; the capture process spools it to disk and produces it
+// at commit, staying under a memory bound far below the transaction's size.
+// Every row arrives exactly once, all with the transaction's commit LSN.
+func TestCaptureLargeTransactionStreamed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200k-row transaction; skipped with -short")
+	}
+	const rows = 200000
+	const bound = 128 << 20 // bytes of peak RSS; the transaction is ~230 MB of events
+	e := newITEnv(t)
+	e.exec("CREATE TABLE big (id bigint PRIMARY KEY, payload text NOT NULL, n integer NOT NULL)",
+		"CREATE TABLE small (id bigint PRIMARY KEY)")
+	logf, err := os.Create(filepath.Join(t.TempDir(), "capture.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("capture log:\n%s", b)
+		}
+	}()
+	p := e.startProc(logf)
+	p.waitReady(t, 30*time.Second)
+	start := time.Now()
+	// An interleaved small transaction commits while the big one is open.
+	ctx := context.Background()
+	tx, err := e.admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO big SELECT g, substr(repeat(md5(g::text) || md5((g * 7)::text), 16), 1, 1000), g % 97
+		FROM generate_series(1, $1) g`, rows); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pgx.Connect(ctx, e.pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	if _, err := other.Exec(ctx, "INSERT INTO small VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("200k-row transaction committed in %s", time.Since(start).Round(time.Millisecond))
+	e.waitFlushed(3 * time.Minute)
+	t.Logf("captured %d rows in %s", rows, time.Since(start).Round(time.Millisecond))
+	streamed, err := p.metric("orderflow_capture_streamed_transactions_total", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := p.peakRSS()
+	_ = p.stop(t)
+	if streamed < 1 {
+		t.Fatalf("PostgreSQL did not stream the transaction (streamed_transactions_total = %v)", streamed)
+	}
+	t.Logf("peak RSS of the capture process: %.1f MiB (bound %d MiB)", float64(peak)/(1<<20), bound>>20)
+	if peak == 0 || peak > bound {
+		t.Fatalf("peak RSS %d bytes, bound %d", peak, bound)
+	}
+
+	seen := make([]bool, rows+1)
+	var lsn uint64
+	count, dups := 0, 0
+	e.eachCommitted(func(r *kgo.Record) {
+		id := idOf(t, string(r.Key))
+		if id < 1 || id > rows {
+			t.Fatalf("unexpected key %s", r.Key)
+		}
+		if seen[id] {
+			dups++
+		}
+		seen[id] = true
+		count++
+		for _, h := range r.Headers {
+			if h.Key == "lsn" {
+				l, _ := strconv.ParseUint(string(h.Value), 10, 64)
+				if lsn != 0 && l != lsn {
+					t.Fatalf("two commit LSNs in one transaction: %d, %d", lsn, l)
+				}
+				lsn = l
+			}
+		}
+	}, e.topic("big"))
+	if count != rows || dups != 0 {
+		t.Fatalf("%d events (%d duplicates), want %d", count, dups, rows)
+	}
+	small := decodeAll(t, e.committed(e.topic("small")))
+	if len(small) != 1 || small[0].Source.LSN >= lsn {
+		t.Fatalf("small transaction: %d events, LSN %v vs big %d", len(small), small, lsn)
+	}
 }

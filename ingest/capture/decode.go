@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -257,32 +258,135 @@ type poison struct {
 
 func (p *poison) Error() string { return p.reason + ": " + p.err }
 
-// Change turns an Insert, Update or Delete message into records: one, or a
-// delete and a create when the update changed the primary key (as Debezium
-// does). A change that cannot be encoded becomes one dead-letter record.
-func (d *Decoder) Change(msg pglogrepl.Message, tx Tx, out []Record) []Record {
-	var (
-		relID    uint32
-		op       string
-		old, new *pglogrepl.TupleData
-		oldIsKey bool
-	)
-	switch m := msg.(type) {
-	case *pglogrepl.InsertMessageV2:
-		relID, op, new = m.RelationID, envelope.OpCreate, m.Tuple
-	case *pglogrepl.InsertMessage:
-		relID, op, new = m.RelationID, envelope.OpCreate, m.Tuple
-	case *pglogrepl.UpdateMessageV2:
-		relID, op, old, new, oldIsKey = m.RelationID, envelope.OpUpdate, m.OldTuple, m.NewTuple, m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey
-	case *pglogrepl.UpdateMessage:
-		relID, op, old, new, oldIsKey = m.RelationID, envelope.OpUpdate, m.OldTuple, m.NewTuple, m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey
-	case *pglogrepl.DeleteMessageV2:
-		relID, op, old, oldIsKey = m.RelationID, envelope.OpDelete, m.OldTuple, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey
-	case *pglogrepl.DeleteMessage:
-		relID, op, old, oldIsKey = m.RelationID, envelope.OpDelete, m.OldTuple, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey
-	default:
-		return out
+// tupleColumn is one column of a row as pgoutput sent it: DataType 'n'
+// (NULL), 'u' (unchanged TOAST), 't' (text) or 'b' (binary); Data points into
+// the message.
+type tupleColumn struct {
+	DataType uint8
+	Data     []byte
+}
+
+type tupleData struct{ Columns []tupleColumn }
+
+// RowChange is a parsed Insert, Update or Delete message.
+type RowChange struct {
+	Rel      uint32
+	Op       string
+	Old      *tupleData // key columns ('K') or the whole old row ('O'); nil if not sent
+	OldIsKey bool
+	New      *tupleData
+
+	oldBuf, newBuf tupleData
+}
+
+var errShort = errors.New("truncated pgoutput message")
+
+// ParseRowChange parses an Insert ('I'), Update ('U') or Delete ('D')
+// message of protocol v2 (inStream: it carries an xid) into ch without
+// copying the column values, which keep pointing into data. It reports
+// false for other message types.
+func ParseRowChange(data []byte, inStream bool, ch *RowChange) (bool, error) {
+	if len(data) == 0 {
+		return false, errShort
 	}
+	typ := data[0]
+	switch typ {
+	case 'I', 'U', 'D':
+	default:
+		return false, nil
+	}
+	p := data[1:]
+	if inStream {
+		if len(p) < 4 {
+			return true, errShort
+		}
+		p = p[4:]
+	}
+	if len(p) < 5 {
+		return true, errShort
+	}
+	ch.Rel = binary.BigEndian.Uint32(p)
+	p = p[4:]
+	ch.Old, ch.New, ch.OldIsKey = nil, nil, false
+	var err error
+	switch typ {
+	case 'I':
+		ch.Op = envelope.OpCreate
+		if p[0] != 'N' {
+			return true, fmt.Errorf("insert: tuple type %q, want 'N'", p[0])
+		}
+		_, err = parseTuple(p[1:], &ch.newBuf)
+		ch.New = &ch.newBuf
+	case 'U':
+		ch.Op = envelope.OpUpdate
+		if p[0] == 'K' || p[0] == 'O' {
+			ch.OldIsKey = p[0] == 'K'
+			var n int
+			if n, err = parseTuple(p[1:], &ch.oldBuf); err != nil {
+				return true, err
+			}
+			ch.Old = &ch.oldBuf
+			p = p[1+n:]
+		}
+		if len(p) == 0 || p[0] != 'N' {
+			return true, errors.New("update: no new tuple")
+		}
+		_, err = parseTuple(p[1:], &ch.newBuf)
+		ch.New = &ch.newBuf
+	case 'D':
+		ch.Op = envelope.OpDelete
+		if p[0] != 'K' && p[0] != 'O' {
+			return true, fmt.Errorf("delete: tuple type %q, want 'K' or 'O'", p[0])
+		}
+		ch.OldIsKey = p[0] == 'K'
+		_, err = parseTuple(p[1:], &ch.oldBuf)
+		ch.Old = &ch.oldBuf
+	}
+	return true, err
+}
+
+func parseTuple(p []byte, t *tupleData) (int, error) {
+	if len(p) < 2 {
+		return 0, errShort
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	off := 2
+	if cap(t.Columns) < n {
+		t.Columns = make([]tupleColumn, n)
+	}
+	t.Columns = t.Columns[:n]
+	for i := 0; i < n; i++ {
+		if off >= len(p) {
+			return 0, errShort
+		}
+		c := &t.Columns[i]
+		c.DataType, c.Data = p[off], nil
+		off++
+		switch c.DataType {
+		case 't', 'b':
+			if off+4 > len(p) {
+				return 0, errShort
+			}
+			l := int(binary.BigEndian.Uint32(p[off:]))
+			off += 4
+			if l < 0 || off+l > len(p) {
+				return 0, errShort
+			}
+			c.Data = p[off : off+l : off+l]
+			off += l
+		case 'n', 'u':
+		default:
+			return 0, fmt.Errorf("tuple column %d: unknown kind %q", i, c.DataType)
+		}
+	}
+	return off, nil
+}
+
+// Change turns a row change into records: one, or a delete and a create when
+// the update changed the primary key (as Debezium does). A change that cannot
+// be encoded becomes one dead-letter record.
+func (d *Decoder) Change(ch *RowChange, tx Tx, out []Record) []Record {
+	relID, op, old, new, oldIsKey := ch.Rel, ch.Op, ch.Old, ch.New, ch.OldIsKey
 	r := d.rels[relID]
 	if r == nil {
 		return append(out, d.dead(nil, relID, op, tx, old, new, &poison{ReasonUnknownRelation, fmt.Sprintf("no Relation message for relation id %d", relID)}))
@@ -307,7 +411,7 @@ func (d *Decoder) Change(msg pglogrepl.Message, tx Tx, out []Record) []Record {
 	return append(out, rec)
 }
 
-func keyChanged(r *relation, old, new *pglogrepl.TupleData) bool {
+func keyChanged(r *relation, old, new *tupleData) bool {
 	for _, i := range r.keyCols {
 		if i >= len(old.Columns) || i >= len(new.Columns) {
 			return true
@@ -321,8 +425,8 @@ func keyChanged(r *relation, old, new *pglogrepl.TupleData) bool {
 }
 
 // encode renders one change event (see internal/envelope for the layout).
-func (d *Decoder) encode(r *relation, op string, tx Tx, old *pglogrepl.TupleData, oldIsKey bool, new *pglogrepl.TupleData, nowMs int64) (Record, error) {
-	for _, t := range []*pglogrepl.TupleData{old, new} {
+func (d *Decoder) encode(r *relation, op string, tx Tx, old *tupleData, oldIsKey bool, new *tupleData, nowMs int64) (Record, error) {
+	for _, t := range []*tupleData{old, new} {
 		if t != nil && len(t.Columns) != len(r.cols) {
 			return Record{}, &poison{ReasonShapeMismatch, fmt.Sprintf("tuple has %d columns, relation %s.%s has %d", len(t.Columns), r.schema, r.table, len(r.cols))}
 		}
@@ -341,7 +445,7 @@ func (d *Decoder) encode(r *relation, op string, tx Tx, old *pglogrepl.TupleData
 			}
 			b = append(b, r.cols[i].nameJSON...)
 			var err error
-			if b, err = d.appendValue(b, &r.cols[i], src.Columns[i]); err != nil {
+			if b, err = d.appendValue(b, &r.cols[i], &src.Columns[i]); err != nil {
 				return Record{}, err
 			}
 		}
@@ -409,12 +513,12 @@ func (d *Decoder) encode(r *relation, op string, tx Tx, old *pglogrepl.TupleData
 
 // appendRow renders a tuple as a JSON object. Unchanged TOAST columns are left
 // out and returned when allowed.
-func (d *Decoder) appendRow(b []byte, r *relation, t *pglogrepl.TupleData, allowUnchanged bool) ([]byte, []int, error) {
+func (d *Decoder) appendRow(b []byte, r *relation, t *tupleData, allowUnchanged bool) ([]byte, []int, error) {
 	var unchanged []int
 	b = append(b, '{')
 	first := true
 	for i := range r.cols {
-		c := t.Columns[i]
+		c := &t.Columns[i]
 		if c.DataType == pglogrepl.TupleDataTypeToast {
 			if allowUnchanged {
 				unchanged = append(unchanged, i)
@@ -434,7 +538,7 @@ func (d *Decoder) appendRow(b []byte, r *relation, t *pglogrepl.TupleData, allow
 	return append(b, '}'), unchanged, nil
 }
 
-func (d *Decoder) appendKeyRow(b []byte, r *relation, t *pglogrepl.TupleData) ([]byte, error) {
+func (d *Decoder) appendKeyRow(b []byte, r *relation, t *tupleData) ([]byte, error) {
 	b = append(b, '{')
 	for n, i := range r.keyCols {
 		if n > 0 {
@@ -442,7 +546,7 @@ func (d *Decoder) appendKeyRow(b []byte, r *relation, t *pglogrepl.TupleData) ([
 		}
 		b = append(b, r.cols[i].nameJSON...)
 		var err error
-		if b, err = d.appendValue(b, &r.cols[i], t.Columns[i]); err != nil {
+		if b, err = d.appendValue(b, &r.cols[i], &t.Columns[i]); err != nil {
 			return b, err
 		}
 	}
@@ -454,7 +558,7 @@ func decodeErr(c *column, format string, a ...any) error {
 }
 
 // appendValue renders one column value by the envelope's conventions.
-func (d *Decoder) appendValue(b []byte, c *column, v *pglogrepl.TupleDataColumn) ([]byte, error) {
+func (d *Decoder) appendValue(b []byte, c *column, v *tupleColumn) ([]byte, error) {
 	switch v.DataType {
 	case pglogrepl.TupleDataTypeNull:
 		return append(b, "null"...), nil
@@ -736,7 +840,7 @@ func isJSONNumber(s []byte) bool {
 
 // dead renders a change that cannot be encoded as a dead-letter record: the
 // reason, the error, where it came from and the raw text of every column.
-func (d *Decoder) dead(r *relation, relID uint32, op string, tx Tx, old, new *pglogrepl.TupleData, err error) Record {
+func (d *Decoder) dead(r *relation, relID uint32, op string, tx Tx, old, new *tupleData, err error) Record {
 	reason, msg := ReasonDecodeError, err.Error()
 	var p *poison
 	if errors.As(err, &p) {
@@ -766,7 +870,7 @@ func (d *Decoder) dead(r *relation, relID uint32, op string, tx Tx, old, new *pg
 	b = strconv.AppendInt(b, tx.CommitTime.UnixMilli(), 10)
 	for _, part := range []struct {
 		name string
-		t    *pglogrepl.TupleData
+		t    *tupleData
 	}{{"before_raw", old}, {"after_raw", new}} {
 		b = append(b, ',')
 		b = appendJSONString(b, part.name)

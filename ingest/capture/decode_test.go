@@ -46,7 +46,7 @@ func relationMsg(id uint32, schema, table string, cols ...wcol) []byte {
 // tuple values: nil = NULL, unchangedToast = 'u', else text.
 var unchangedToast = &struct{}{}
 
-func tupleData(vals ...any) []byte {
+func wireTuple(vals ...any) []byte {
 	b := binary.BigEndian.AppendUint16(nil, uint16(len(vals)))
 	for _, v := range vals {
 		switch x := v.(type) {
@@ -65,20 +65,20 @@ func tupleData(vals ...any) []byte {
 
 func insertMsg(rel uint32, vals ...any) []byte {
 	b := binary.BigEndian.AppendUint32([]byte{'I'}, rel)
-	return append(append(b, 'N'), tupleData(vals...)...)
+	return append(append(b, 'N'), wireTuple(vals...)...)
 }
 
 func updateMsg(rel uint32, oldKind byte, old []any, vals ...any) []byte {
 	b := binary.BigEndian.AppendUint32([]byte{'U'}, rel)
 	if old != nil {
-		b = append(append(b, oldKind), tupleData(old...)...)
+		b = append(append(b, oldKind), wireTuple(old...)...)
 	}
-	return append(append(b, 'N'), tupleData(vals...)...)
+	return append(append(b, 'N'), wireTuple(vals...)...)
 }
 
 func deleteMsg(rel uint32, oldKind byte, old ...any) []byte {
 	b := binary.BigEndian.AppendUint32([]byte{'D'}, rel)
-	return append(append(b, oldKind), tupleData(old...)...)
+	return append(append(b, oldKind), wireTuple(old...)...)
 }
 
 func parse(t *testing.T, b []byte) pglogrepl.Message {
@@ -88,6 +88,16 @@ func parse(t *testing.T, b []byte) pglogrepl.Message {
 		t.Fatalf("parse %q: %v", b[0], err)
 	}
 	return m
+}
+
+func parseRow(t *testing.T, b []byte) *RowChange {
+	t.Helper()
+	var ch RowChange
+	ok, err := ParseRowChange(b, false, &ch)
+	if !ok || err != nil {
+		t.Fatalf("ParseRowChange(%q): %v %v", b[0], ok, err)
+	}
+	return &ch
 }
 
 var testTx = Tx{Xid: 777, CommitLSN: 0x16B3748, CommitTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
@@ -129,7 +139,7 @@ var ordersRel = relationMsg(16400, "public", "orders",
 
 func decodeOne(t *testing.T, d *Decoder, msg []byte) (*envelope.Event, Record) {
 	t.Helper()
-	recs := d.Change(parse(t, msg), testTx, nil)
+	recs := d.Change(parseRow(t, msg), testTx, nil)
 	if len(recs) != 1 {
 		t.Fatalf("got %d records, want 1", len(recs))
 	}
@@ -225,7 +235,7 @@ func TestDecodeUpdateDeleteToast(t *testing.T) {
 	}
 
 	// Primary key change: delete the old key, create the new one.
-	recs := d.Change(parse(t, updateMsg(1, 'K', []any{"5", nil, nil}, "6", "Ada", "z")), testTx, nil)
+	recs := d.Change(parseRow(t, updateMsg(1, 'K', []any{"5", nil, nil}, "6", "Ada", "z")), testTx, nil)
 	if len(recs) != 2 || string(recs[0].Key) != `{"id":5}` || string(recs[1].Key) != `{"id":6}` {
 		t.Fatalf("key change: %+v", recs)
 	}
@@ -252,7 +262,7 @@ func TestDecodeSchemaChange(t *testing.T) {
 		t.Fatalf("weight = %v", e.After["weight"])
 	}
 	// A tuple of the old shape is poison, not a crash.
-	recs := d.Change(parse(t, insertMsg(9, "3", "c")), testTx, nil)
+	recs := d.Change(parseRow(t, insertMsg(9, "3", "c")), testTx, nil)
 	if len(recs) != 1 || recs[0].Reason != ReasonShapeMismatch || recs[0].Topic != "shop.dlq" {
 		t.Fatalf("shape mismatch: %+v", recs)
 	}
@@ -261,7 +271,7 @@ func TestDecodeSchemaChange(t *testing.T) {
 func TestDecodePoison(t *testing.T) {
 	d := newTestDecoder(t, relationMsg(3, "public", "weird",
 		wcol{"id", pgtype.Int4OID, true}, wcol{"p", 90002, false}, wcol{"n", pgtype.Int4OID, false}))
-	recs := d.Change(parse(t, insertMsg(3, "1", "(1,x)", "2")), testTx, nil)
+	recs := d.Change(parseRow(t, insertMsg(3, "1", "(1,x)", "2")), testTx, nil)
 	if len(recs) != 1 || recs[0].Topic != "shop.dlq" || recs[0].Reason != ReasonUnsupportedType {
 		t.Fatalf("unsupported type: %+v", recs)
 	}
@@ -277,12 +287,12 @@ func TestDecodePoison(t *testing.T) {
 		t.Fatalf("dlq value = %s", recs[0].Value)
 	}
 	// A malformed value of a supported type.
-	recs = d.Change(parse(t, insertMsg(3, "1", nil, "two")), testTx, nil)
+	recs = d.Change(parseRow(t, insertMsg(3, "1", nil, "two")), testTx, nil)
 	if len(recs) != 1 || recs[0].Reason != ReasonDecodeError {
 		t.Fatalf("malformed int: %+v", recs)
 	}
 	// A relation never announced.
-	recs = d.Change(parse(t, insertMsg(99, "1")), testTx, nil)
+	recs = d.Change(parseRow(t, insertMsg(99, "1")), testTx, nil)
 	if len(recs) != 1 || recs[0].Reason != ReasonUnknownRelation {
 		t.Fatalf("unknown relation: %+v", recs)
 	}

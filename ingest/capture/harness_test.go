@@ -151,6 +151,14 @@ func (e *itEnv) deleteTopics() {
 // topics that exist among topics.
 func (e *itEnv) committed(topics ...string) []*kgo.Record {
 	e.t.Helper()
+	var out []*kgo.Record
+	e.eachCommitted(func(r *kgo.Record) { out = append(out, r) }, topics...)
+	return out
+}
+
+// eachCommitted calls fn for every record committed so far on topics.
+func (e *itEnv) eachCommitted(fn func(*kgo.Record), topics ...string) {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	admCl := e.kafka()
@@ -182,7 +190,7 @@ func (e *itEnv) committed(topics ...string) []*kgo.Record {
 		parts[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
 	})
 	if len(parts) == 0 {
-		return nil
+		return
 	}
 	cl := e.kafka(kgo.ConsumePartitions(parts), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(), kgo.FetchMaxBytes(64<<20))
 	defer cl.Close()
@@ -190,7 +198,6 @@ func (e *itEnv) committed(topics ...string) []*kgo.Record {
 	for _, ps := range want {
 		remaining += len(ps)
 	}
-	var out []*kgo.Record
 	for remaining > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -203,7 +210,7 @@ func (e *itEnv) committed(topics ...string) []*kgo.Record {
 				return
 			}
 			if !r.Attrs.IsControl() {
-				out = append(out, r)
+				fn(r)
 			}
 			if r.Offset == last {
 				delete(want[r.Topic], r.Partition)
@@ -211,7 +218,6 @@ func (e *itEnv) committed(topics ...string) []*kgo.Record {
 			}
 		})
 	}
-	return out
 }
 
 // waitFlushed waits until the slot's confirmed_flush_lsn reaches the current
