@@ -15,9 +15,10 @@ import (
 // Insert values are Go values: int8..int64, uint8..uint64, float64, string,
 // bool, time.Time (DateTime/DateTime64/Date), nil for NULL in Nullable
 // columns, []string for Array(String). Decimal columns take the exact decimal
-// text as a string. Insert is atomic per call on both engines (one INSERT
-// statement, one part) and is retried by the engine only where a retry cannot
-// double rows.
+// text as a string. Insert is one INSERT statement per call on both engines
+// (one part per partition the rows touch) and is retried by the engine on
+// transient errors; see each engine's doc for when a retry could write a
+// block twice (only the server engine, after a connection lost mid-send).
 type Engine interface {
 	// Exec runs a statement that returns no rows (DDL, INSERT ... SELECT, ...).
 	Exec(ctx context.Context, query string) error
@@ -36,7 +37,7 @@ type Engine interface {
 type Result struct {
 	Columns []string // column names
 	Types   []string // ClickHouse type names, e.g. "Decimal(18, 2)"
-	Rows    [][]any  // values decoded to Go: int64/uint64/float64/string/bool/time.Time/nil/[]any
+	Rows    [][]any  // values decoded to Go: int64/uint64/float64/string/bool/time.Time/nil/[]any; Decimal, UUID, Enum as string
 }
 
 // ReadOnlyQuerier is implemented by engines that can run untrusted analyst

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"math"
 	"os"
+	"os/signal"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -372,5 +374,27 @@ func TestInsertColumnSubsetAndOrder(t *testing.T) {
 	want := [][]any{{int64(1), "def", "y", uint64(1)}, {int64(2), "def", "x", uint64(1)}}
 	if !reflect.DeepEqual(r.Rows, want) {
 		t.Fatalf("rows %#v, want %#v", r.Rows, want)
+	}
+}
+
+// SIGINT and SIGTERM still reach signal.Notify after chDB is loaded, so
+// cmd/orderflow's graceful shutdown works with the embedded engine.
+func TestShutdownSignalsReachGo(t *testing.T) {
+	_ = openEngine(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, sig)
+		if err := syscall.Kill(os.Getpid(), sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-ch:
+			if got != sig {
+				t.Errorf("got %v, want %v", got, sig)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%v not delivered to Go", sig)
+		}
+		signal.Stop(ch)
 	}
 }
