@@ -26,6 +26,9 @@ test: ## start the stack if needed and run every test (unit tests with -race, in
 test-unit: ## run the tests that need no service (integration tests skip unless CI=true)
 	@go test -race -count=1 ./...
 
+bench: ## benchmark the whole pipeline on this machine; results in bench/results/
+	@scripts/bench.sh
+
 lint: ## go vet and gofmt check
 	@scripts/lint.sh
 
