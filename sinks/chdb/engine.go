@@ -219,6 +219,9 @@ func (c *conn) runIn(l *lib, db, query, format string, ps *params) ([]byte, erro
 	if c.closed {
 		return nil, errors.New("chdb engine is closed")
 	}
+	if strings.TrimSpace(query) == "" {
+		return nil, errors.New("empty query")
+	}
 	if db != "" && c.cur != db {
 		if _, err := c.call(l, "USE "+sinks.QuoteIdent(db), "TSV", nil); err != nil {
 			return nil, err

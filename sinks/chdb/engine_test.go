@@ -182,6 +182,13 @@ func TestQueryParameters(t *testing.T) {
 	if want := [][]any{{"a\tb\\c\nd", []any{"x'y", "z\\"}, nil}}; !reflect.DeepEqual(r.Rows, want) {
 		t.Fatalf("escaping: got %#v want %#v", r.Rows, want)
 	}
+	r = query(t, e, "SELECT {e:String} = '', length({e:String})", map[string]any{"e": ""})
+	if want := [][]any{{uint64(1), uint64(0)}}; !reflect.DeepEqual(r.Rows, want) {
+		t.Fatalf("empty string param: %#v", r.Rows)
+	}
+	if _, err := e.Query(context.Background(), "  ", nil); err == nil || !strings.Contains(err.Error(), "empty query") {
+		t.Fatalf("empty query: %v", err)
+	}
 	if _, err := e.Query(context.Background(), "SELECT {x:Int32}", map[string]any{"x": "not a number"}); err == nil {
 		t.Fatal("bad parameter value: no error")
 	}
