@@ -28,7 +28,7 @@ func init() {
 				customers, orders, products, campaigns, simDays   int
 				batch, concurrency                                int
 				rate                                              float64
-				duration                                          time.Duration
+				duration, flushEvery                              time.Duration
 				truncate, checksum, migrate, progress, noProgress bool
 			)
 			l.String(&mode, "mode", "direct", "direct (batched transactions straight to PostgreSQL) or http (through the command API)")
@@ -41,7 +41,8 @@ func init() {
 			l.String(&start, "sim-start", load.DefaultStart.Format(time.DateOnly), "simulated date of the first order (YYYY-MM-DD)")
 			l.Float(&rate, "rate", 0, "open-loop rate in orders per second (other commands follow their orders); 0 = as fast as possible")
 			l.Duration(&duration, "duration", 0, "stop after this long (0 = when every order is placed)")
-			l.Int(&batch, "batch", 2000, "direct: commands per transaction")
+			l.Int(&batch, "batch", 2000, "direct: most commands per transaction")
+			l.Duration(&flushEvery, "flush-every", 10*time.Millisecond, "direct with -rate: commit at least this often")
 			l.Int(&concurrency, "concurrency", 32, "http: parallel clients")
 			l.String(&apiURL, "api-url", "http://"+config.DefaultHTTPAddr, "http: base URL of the command API")
 			l.String(&namespace, "namespace", "", "up to 8 lower-case letters/digits put into emails, SKUs and campaign codes, to load several runs into one database")
@@ -67,14 +68,14 @@ func init() {
 					return usageErrorf("-customers, -orders, -campaigns must be >= 0, -products and -sim-days >= 1")
 				case orders > 0 && customers == 0:
 					return usageErrorf("-orders needs at least one customer (-customers)")
-				case rate < 0 || batch < 1 || concurrency < 1:
-					return usageErrorf("-rate must be >= 0, -batch and -concurrency >= 1")
+				case rate < 0 || batch < 1 || concurrency < 1 || flushEvery <= 0:
+					return usageErrorf("-rate must be >= 0, -batch and -concurrency >= 1, -flush-every > 0")
 				case mode == "http" && truncate:
 					return usageErrorf("-truncate is for -mode direct")
 				}
 				prm := load.Params{Seed: uint64(seed), Customers: customers, Orders: orders, Products: products, Campaigns: campaigns,
 					Start: simStart, Span: time.Duration(simDays) * 24 * time.Hour, Namespace: namespace}
-				opts := load.Options{Rate: rate, Duration: duration, BatchSize: batch, Concurrency: concurrency}
+				opts := load.Options{Rate: rate, Duration: duration, BatchSize: batch, FlushEvery: flushEvery, Concurrency: concurrency}
 				if !noProgress && (progress || isTerminal(e.Stderr)) {
 					opts.Progress = e.Stderr
 				}
