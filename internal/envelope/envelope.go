@@ -28,9 +28,21 @@
 // decimal string (exact); text, uuid, enum as strings; bool as true/false;
 // timestamptz as RFC 3339 UTC with microseconds ("2026-01-02T03:04:05.123456Z");
 // timestamp without zone the same without "Z"; date as "YYYY-MM-DD"; jsonb and
-// json as the JSON value itself; arrays as JSON arrays. Decoders also accept
+// json as the JSON value itself; arrays as JSON arrays; float4/float8 as JSON
+// numbers (NaN and ±Infinity as the strings "NaN", "Infinity", "-Infinity");
+// bytea as a base64 string; time, timetz, interval (ISO 8601) and other types
+// capture decodes through pgx (inet, point, tsvector, ...) as PostgreSQL's text
+// form. Infinite timestamps and dates are "infinity"/"-infinity". A column
+// type capture cannot decode sends the change to the dead-letter topic
+// <prefix>.dlq instead (reason in the "reason" header). Decoders also accept
 // Debezium's default encodings: timestamps as integer micro/milliseconds, dates
 // as integer days since 1970-01-01, and the {"schema","payload"} wrapper.
+//
+// Key: capture publishes the primary-key columns; an UPDATE that changes the
+// primary key is published as a delete of the old key and a create of the new
+// one. "before" of an update without REPLICA IDENTITY FULL holds the key.
+// All events of one PostgreSQL transaction carry its commit LSN and appear in
+// one Kafka transaction (read with isolation.level=read_committed).
 //
 // Headers: "lsn" (decimal commit LSN), "commit_ts_ms", "txid".
 package envelope
