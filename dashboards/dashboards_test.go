@@ -193,14 +193,18 @@ func expandMacros(sql string, from, to time.Time, interval time.Duration) string
 	fn("timeFilter_ms", func(c string) string {
 		return fmt.Sprintf("%s >= fromUnixTimestamp64Milli(%s) AND %s <= fromUnixTimestamp64Milli(%s)", c, fms, c, tms)
 	})
-	fn("timeFilter", func(c string) string { return fmt.Sprintf("%s >= toDateTime(%s) AND %s <= toDateTime(%s)", c, fs, c, ts) })
+	fn("timeFilter", func(c string) string {
+		return fmt.Sprintf("%s >= toDateTime(%s) AND %s <= toDateTime(%s)", c, fs, c, ts)
+	})
 	fn("dateFilter", func(c string) string {
 		return fmt.Sprintf("%s >= toDate('%s') AND %s <= toDate('%s')", c, from.UTC().Format(time.DateOnly), c, to.UTC().Format(time.DateOnly))
 	})
 	fn("timeInterval_ms", func(c string) string {
 		return fmt.Sprintf("toStartOfInterval(toDateTime64(%s, 3), INTERVAL %d millisecond)", c, interval.Milliseconds())
 	})
-	fn("timeInterval", func(c string) string { return fmt.Sprintf("toStartOfInterval(toDateTime(%s), INTERVAL %s second)", c, isec) })
+	fn("timeInterval", func(c string) string {
+		return fmt.Sprintf("toStartOfInterval(toDateTime(%s), INTERVAL %s second)", c, isec)
+	})
 	r := strings.NewReplacer(
 		"$__fromTime_ms", "fromUnixTimestamp64Milli("+fms+")", "$__toTime_ms", "fromUnixTimestamp64Milli("+tms+")",
 		"$__fromTime", "toDateTime("+fs+")", "$__toTime", "toDateTime("+ts+")",
