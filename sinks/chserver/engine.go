@@ -46,9 +46,9 @@ type Engine struct {
 	backoff sinks.Backoff
 }
 
-// Open connects to the server, creates the database when missing and binds
-// the engine to it. It waits (with the backoff) for a server that is still
-// starting.
+// Open connects to the server bound to opts.Database, creating the database
+// first when the server says it does not exist. It waits up to ~10 s for a
+// server that is still starting.
 func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Database == "" {
 		return nil, errors.New("open clickhouse server: a database name is required")
@@ -73,32 +73,41 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e := &Engine{db: opts.Database, backoff: opts.Backoff,
 		log: opts.Log.With("stage", "sink", "engine", "server", "addr", opts.Addr, "database", opts.Database)}
-	// Create the database through a connection bound to "default" (a
-	// connection bound to a missing database is refused at handshake).
-	boot, err := dial(opts, "default")
-	if err != nil {
-		return nil, err
-	}
 	// Opening waits up to ~10 s for a server that is starting; a wrong
 	// address fails in that time, not after the statement retry budget.
-	openBackoff := sinks.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Attempts: 10}
-	waiting := &Engine{log: e.log, backoff: openBackoff}
-	err = waiting.retryWith(ctx, boot, "create database", func() error {
-		return boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+sinks.QuoteIdent(opts.Database))
-	})
-	_ = boot.Close()
-	if err != nil {
-		if retryable(err) {
-			return nil, fmt.Errorf("open clickhouse server %s: %w", opts.Addr, wrap(err))
+	waiting := &Engine{log: e.log, backoff: sinks.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Attempts: 10}}
+	ping := func() error {
+		c, err := dial(opts, opts.Database)
+		if err != nil {
+			return err
 		}
-		// A read-only user cannot create it; the database may exist anyway.
-		e.log.Debug("create database failed", "err", err)
+		err = waiting.retry(ctx, "ping", func() error { return c.Ping(ctx) })
+		if err != nil {
+			_ = c.Close()
+			return err
+		}
+		e.conn = c
+		return nil
 	}
-	if e.conn, err = dial(opts, opts.Database); err != nil {
-		return nil, err
+	err := ping()
+	var ex *sinks.Exception
+	if err != nil && errors.As(wrap(err), &ex) && ex.Code == 81 { // UNKNOWN_DATABASE
+		// Create it through a connection bound to "default" (one bound to a
+		// missing database is refused at handshake), then connect again.
+		boot, derr := dial(opts, "default")
+		if derr != nil {
+			return nil, derr
+		}
+		cerr := waiting.retry(ctx, "create database", func() error {
+			return boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+sinks.QuoteIdent(opts.Database))
+		})
+		_ = boot.Close()
+		if cerr != nil {
+			return nil, fmt.Errorf("open clickhouse server %s: create database %s: %w", opts.Addr, opts.Database, wrap(cerr))
+		}
+		err = ping()
 	}
-	if err := waiting.retryWith(ctx, e.conn, "ping", func() error { return e.conn.Ping(ctx) }); err != nil {
-		_ = e.conn.Close()
+	if err != nil {
 		return nil, fmt.Errorf("open clickhouse server %s database %s: %w", opts.Addr, opts.Database, wrap(err))
 	}
 	return e, nil
@@ -154,14 +163,10 @@ func retryable(err error) bool {
 		errors.Is(err, clickhouse.ErrAcquireConnTimeout) || errors.Is(err, clickhouse.ErrConnectionClosed)
 }
 
-func (e *Engine) retryWith(ctx context.Context, _ driver.Conn, what string, op func() error) error {
+func (e *Engine) retry(ctx context.Context, what string, op func() error) error {
 	return e.backoff.Retry(ctx, retryable, func(attempt int, err error) {
 		e.log.Warn("retrying", "op", what, "attempt", attempt, "err", err)
 	}, op)
-}
-
-func (e *Engine) retry(ctx context.Context, what string, op func() error) error {
-	return e.retryWith(ctx, e.conn, what, op)
 }
 
 // Exec runs a statement that returns no rows. It is retried on transient
@@ -182,8 +187,15 @@ func (e *Engine) Query(ctx context.Context, query string, params map[string]any)
 
 // QueryReadOnly runs analyst SQL with the readonly = 1 setting: the server
 // refuses INSERT, ALTER, DROP, CREATE and SET (exception READONLY, 164).
+// When the engine's user is itself read-only (a readonly profile), the server
+// refuses to have the setting sent at all; the query then runs as is.
 func (e *Engine) QueryReadOnly(ctx context.Context, query string, params map[string]any) (*sinks.Result, error) {
-	return e.query(ctx, query, params, clickhouse.Settings{"readonly": 1})
+	res, err := e.query(ctx, query, params, clickhouse.Settings{"readonly": 1})
+	var ex *sinks.Exception
+	if err != nil && errors.As(err, &ex) && ex.Code == 164 && strings.Contains(ex.Message, "Cannot modify 'readonly' setting") {
+		return e.query(ctx, query, params, nil)
+	}
+	return res, err
 }
 
 func (e *Engine) query(ctx context.Context, query string, params map[string]any, settings clickhouse.Settings) (*sinks.Result, error) {

@@ -2,6 +2,7 @@ package chserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -74,8 +75,11 @@ func startPrivateServer(t *testing.T) *server {
 `, s.dir, s.tcp, s.web)
 	users := `<?xml version="1.0"?>
 <yandex>
-  <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <profiles><default><max_memory_usage>2000000000</max_memory_usage></default><readonly><readonly>1</readonly></readonly></profiles>
+  <users>
+    <default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default>
+    <analyst><password>analyst-pw</password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>readonly</profile><quota>default</quota><allow_databases><database>shop</database></allow_databases></analyst>
+  </users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
 `
@@ -146,6 +150,51 @@ func (s *server) stop() {
 		<-done
 	}
 	s.cmd = nil
+}
+
+// The read-only analyst user as 18.16 declares it (users.xml, readonly
+// profile, one database): SELECT works, writes and DDL are refused, and
+// QueryReadOnly works for a user that is already read-only.
+func TestAnalystUserFrom1816UsersXML(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a clickhouse-server")
+	}
+	srv := startPrivateServer(t)
+	ctx := context.Background()
+	w, err := Open(ctx, Options{Addr: srv.addr(), Database: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE sales (id Int64, total Decimal(18, 2)) ENGINE = MergeTree ORDER BY id")
+	if err := w.Insert(ctx, "sales", []string{"id", "total"}, [][]any{{1, "9.50"}, {2, "0.50"}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(ctx, Options{Addr: srv.addr(), Database: "shop", User: "analyst", Password: "analyst-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	r := query(t, a, "SELECT count(), toString(sum(total)) FROM sales")
+	if r.Rows[0][0] != uint64(2) || r.Rows[0][1] != "10.00" {
+		t.Fatalf("analyst SELECT: %v", r.Rows)
+	}
+	if r, err := sinks.QueryReadOnly(ctx, a, "SELECT max(id) FROM sales", nil); err != nil || r.Rows[0][0] != int64(2) {
+		t.Fatalf("QueryReadOnly as analyst: %v, %v", r, err)
+	}
+	for _, q := range []string{"INSERT INTO sales VALUES (3, 1)", "ALTER TABLE sales DELETE WHERE 1", "DROP TABLE sales", "CREATE TABLE x (a Int8) ENGINE = Memory"} {
+		err := a.Exec(ctx, q)
+		var ex *sinks.Exception
+		if !errors.As(err, &ex) || ex.Code != 164 {
+			t.Errorf("analyst %s: err = %v, want READONLY (164)", q, err)
+		}
+	}
+	if err := a.Insert(ctx, "sales", []string{"id", "total"}, [][]any{{4, "1"}}); err == nil {
+		t.Error("analyst Insert succeeded")
+	}
+	if r := query(t, w, "SELECT count() FROM sales"); r.Rows[0][0] != uint64(2) {
+		t.Errorf("rows after refused writes: %v", r.Rows[0][0])
+	}
 }
 
 // countingHandler counts the engine's retry warnings.
