@@ -98,10 +98,51 @@ func (d *Direct) Setup(ctx context.Context, cat *Catalogue) error {
 }
 
 // Write applies a batch of events (in simulated time order) in one
-// transaction. Within the batch it inserts customers, applies customer
-// changes, inserts orders with their items, then runs status changes in
-// status-machine order, which preserves every order's own event order.
+// transaction. The batch is cut into segments; each segment inserts its
+// customers, applies customer changes, inserts orders with their items,
+// then runs status changes in status-machine order, which keeps every
+// order's own events in order. A segment ends before a customer change that
+// follows an order of the same customer, so commit order never shows an
+// order after a customer change that (in simulated time) came later: an
+// order's customer attributes as of its placement are the same by time and
+// by LSN.
 func (d *Direct) Write(ctx context.Context, evs []Event) error {
+	custBase, orderBase := len(d.custIDs), len(d.orderIDs)
+	items := 0
+	err := pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+		d.custIDs, d.orderIDs, items = d.custIDs[:custBase], d.orderIDs[:orderBase], 0
+		start := 0
+		ordered := map[int]bool{} // customers with an order in the current segment
+		for i, ev := range evs {
+			if ev.Kind == KCustomerUpdate && ordered[ev.Customer] {
+				n, err := d.writeSegment(ctx, tx, evs[start:i])
+				if err != nil {
+					return err
+				}
+				items += n
+				start, ordered = i, map[int]bool{}
+			}
+			if ev.Kind == KOrder {
+				ordered[ev.Customer] = true
+			}
+		}
+		n, err := d.writeSegment(ctx, tx, evs[start:])
+		items += n
+		return err
+	})
+	if err != nil {
+		d.custIDs, d.orderIDs = d.custIDs[:custBase], d.orderIDs[:orderBase]
+		return err
+	}
+	for _, ev := range evs {
+		d.Counts[ev.Kind]++
+	}
+	d.Items += items
+	return nil
+}
+
+// writeSegment writes one segment of a batch and returns its item count.
+func (d *Direct) writeSegment(ctx context.Context, tx pgx.Tx, evs []Event) (int, error) {
 	nCust, nOrders, nItems := 0, 0, 0
 	for _, ev := range evs {
 		switch ev.Kind {
@@ -112,29 +153,16 @@ func (d *Direct) Write(ctx context.Context, evs []Event) error {
 			nItems += len(ev.Items)
 		}
 	}
-	custBase, orderBase := len(d.custIDs), len(d.orderIDs)
-	err := pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
-		d.custIDs, d.orderIDs = d.custIDs[:custBase], d.orderIDs[:orderBase]
-		if err := d.writeCustomers(ctx, tx, evs, nCust); err != nil {
-			return err
-		}
-		if err := d.writeCustomerUpdates(ctx, tx, evs); err != nil {
-			return err
-		}
-		if err := d.writeOrders(ctx, tx, evs, nOrders, nItems); err != nil {
-			return err
-		}
-		return d.writeTransitions(ctx, tx, evs)
-	})
-	if err != nil {
-		d.custIDs, d.orderIDs = d.custIDs[:custBase], d.orderIDs[:orderBase]
-		return err
+	if err := d.writeCustomers(ctx, tx, evs, nCust); err != nil {
+		return 0, err
 	}
-	for _, ev := range evs {
-		d.Counts[ev.Kind]++
+	if err := d.writeCustomerUpdates(ctx, tx, evs); err != nil {
+		return 0, err
 	}
-	d.Items += nItems
-	return nil
+	if err := d.writeOrders(ctx, tx, evs, nOrders, nItems); err != nil {
+		return 0, err
+	}
+	return nItems, d.writeTransitions(ctx, tx, evs)
 }
 
 func opt(s string) *string {

@@ -115,3 +115,41 @@ func checkRules(t *testing.T, conn *pgx.Conn) {
 		t.Errorf("largest region %q (%v)", region, err)
 	}
 }
+
+// TestDirectCommitOrderMatchesTime: within a batch transaction, a customer
+// change and that customer's orders reach the WAL in simulated-time order,
+// so "customer attributes as of the order" agree by time and by LSN. A row
+// trigger records the order in which rows are written.
+func TestDirectCommitOrderMatchesTime(t *testing.T) {
+	conn := migratedConn(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `
+		CREATE TABLE write_log (seq bigserial PRIMARY KEY, kind text, cust bigint, at timestamptz);
+		CREATE FUNCTION log_write() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF TG_TABLE_NAME = 'orders' AND TG_OP = 'INSERT' THEN
+				INSERT INTO write_log (kind, cust, at) VALUES ('order', NEW.customer_id, NEW.placed_at);
+			ELSIF TG_TABLE_NAME = 'customers' AND TG_OP = 'UPDATE' THEN
+				INSERT INTO write_log (kind, cust, at) VALUES ('customer_update', NEW.id, NEW.updated_at);
+			END IF;
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER log_orders AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION log_write();
+		CREATE TRIGGER log_customers AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION log_write();`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunDirect(ctx, conn, Params{Seed: 11, Customers: 200, Orders: 3000, Products: 50}, Options{BatchSize: 5000}, false); err != nil {
+		t.Fatal(err)
+	}
+	var updates, bad int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM write_log WHERE kind = 'customer_update'`).Scan(&updates); err != nil || updates < 20 {
+		t.Fatalf("%d customer updates (%v): too few to test", updates, err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM write_log u JOIN write_log o ON o.cust = u.cust AND o.kind = 'order'
+		WHERE u.kind = 'customer_update' AND ((o.at < u.at AND o.seq > u.seq) OR (o.at > u.at AND o.seq < u.seq))`).Scan(&bad); err != nil {
+		t.Fatal(err)
+	}
+	if bad != 0 {
+		t.Fatalf("%d (order, customer change) pairs written out of simulated-time order", bad)
+	}
+}
