@@ -252,9 +252,9 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		}
 		c.ID = id
 		if emit {
-			b.add(OutRawCustomers, rowKey{id, 0}, lsn, []any{id, c.Name, c.Email, strPtr(c.Phone), c.Segment, c.Region, c.Country, c.City, c.CreatedAt.NotNull(), c.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
-			b.add(OutCustomers, rowKey{id, 0}, lsn, []any{id, c.Name, c.Email, strPtr(c.Phone), c.Segment, c.Region, c.Country, c.City, c.CreatedAt.NotNull(), c.UpdatedAt.NotNull(), lsn, dl})
-			b.add(OutCustomerHist, rowKey{id, int64(lsn)}, lsn, []any{id, lsn, ts.NotNull(), c.Name, c.Email, strPtr(c.Phone), c.Segment, c.Region, c.Country, c.City, c.CreatedAt.NotNull(), lsn, dl})
+			b.add(OutRawCustomers, rowKey{id, 0}, lsn, []any{id, c.Name, c.Email, c.Phone.Value(), c.Segment.String(), c.Region.String(), c.Country.String(), c.City.String(), c.CreatedAt.NotNull(), c.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
+			b.add(OutCustomers, rowKey{id, 0}, lsn, []any{id, c.Name, c.Email, c.Phone.Value(), c.Segment.String(), c.Region.String(), c.Country.String(), c.City.String(), c.CreatedAt.NotNull(), c.UpdatedAt.NotNull(), lsn, dl})
+			b.add(OutCustomerHist, rowKey{id, int64(lsn)}, lsn, []any{id, lsn, ts.NotNull(), c.Name, c.Email, c.Phone.Value(), c.Segment.String(), c.Region.String(), c.Country.String(), c.City.String(), c.CreatedAt.NotNull(), lsn, dl})
 		}
 	case TProducts:
 		prev, _ := s.products.before(id, lsn)
@@ -263,8 +263,8 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 			return poison(ReasonColumn, err)
 		}
 		if emit {
-			b.add(OutRawProducts, rowKey{id, 0}, lsn, []any{id, p.SKU, p.Name, p.Category, p.Price.String(), p.Currency, p.CreatedAt.NotNull(), p.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
-			b.add(OutProducts, rowKey{id, 0}, lsn, []any{id, p.SKU, p.Name, p.Category, p.Price.String(), p.Currency, p.UpdatedAt.NotNull(), lsn, dl})
+			b.add(OutRawProducts, rowKey{id, 0}, lsn, []any{id, p.SKU, p.Name, p.Category.String(), p.Price.String(), p.Currency, p.CreatedAt.NotNull(), p.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
+			b.add(OutProducts, rowKey{id, 0}, lsn, []any{id, p.SKU, p.Name, p.Category.String(), p.Price.String(), p.Currency, p.UpdatedAt.NotNull(), lsn, dl})
 		}
 	case TCampaigns:
 		prev, _ := s.campaigns.before(id, lsn)
@@ -326,13 +326,6 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 	return nil
 }
 
-func strPtr(p *string) any {
-	if p == nil {
-		return nil
-	}
-	return *p
-}
-
 // deriveOrder adds the customer_orders fact and the order_lines of an order
 // from its state: customer and campaign as of the placement, items and
 // products as of the order's last applied event. _version is that event's LSN
@@ -364,7 +357,7 @@ func (s *State) deriveOrder(b *Batch, st *orderState) {
 		}
 	}
 	b.add(OutCustomerOrders, rowKey{st.ID, 0}, ver, []any{
-		st.ID, st.CustomerID, c.Name, c.Email, c.Segment, c.Region, c.Country, c.City, c.CreatedAt.NotNull(), st.CustVer,
+		st.ID, st.CustomerID, c.Name, c.Email, c.Segment.String(), c.Region.String(), c.Country.String(), c.City.String(), c.CreatedAt.NotNull(), st.CustVer,
 		st.CampaignID.Value(), campCode, st.Status, st.Currency,
 		st.PlacedAt.NotNull(), st.PaidAt.Value(), st.ShippedAt.Value(), st.DeliveredAt.Value(), st.CancelledAt.Value(), st.RefundedAt.Value(),
 		count, units, st.Subtotal.String(), st.Discount.String(), st.Total.String(), st.UpdatedAt.NotNull(), ver, dl,
@@ -376,9 +369,9 @@ func (s *State) deriveOrder(b *Batch, st *orderState) {
 			ld = 1
 		}
 		b.add(OutOrderLines, rowKey{st.ID, it.Row.ID}, ver, []any{
-			st.ID, it.Row.ID, it.Row.LineNo, it.Row.ProductID, p.Row.SKU, p.Row.Name, p.Row.Category,
+			st.ID, it.Row.ID, it.Row.LineNo, it.Row.ProductID, p.Row.SKU, p.Row.Name, p.Row.Category.String(),
 			it.Row.Quantity, it.Row.UnitPrice.String(), it.Row.Discount.String(), it.Row.LineTotal().String(),
-			st.CustomerID, c.Segment, c.Region, c.Country, st.CampaignID.Value(), st.Status, st.PlacedAt.NotNull(), ver, ld,
+			st.CustomerID, c.Segment.String(), c.Region.String(), c.Country.String(), st.CampaignID.Value(), st.Status, st.PlacedAt.NotNull(), ver, ld,
 		})
 	}
 }

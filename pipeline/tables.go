@@ -22,11 +22,11 @@ type Customer struct {
 	ID        int64
 	Name      string
 	Email     string
-	Phone     *string
-	Segment   string
-	Region    string
-	Country   string
-	City      string
+	Phone     NullString
+	Segment   Sym
+	Region    Sym
+	Country   Sym
+	City      Sym
 	CreatedAt Micros // the signup time
 	UpdatedAt Micros
 }
@@ -39,10 +39,10 @@ func decodeCustomer(img envelope.Row, prev Customer) (Customer, error) {
 	r.str("name", &c.Name)
 	r.str("email", &c.Email)
 	r.nullStr("phone", &c.Phone)
-	r.lowCard("segment", &c.Segment)
-	r.lowCard("region", &c.Region)
-	r.lowCard("country", &c.Country)
-	r.lowCard("city", &c.City)
+	r.sym("segment", &c.Segment)
+	r.sym("region", &c.Region)
+	r.sym("country", &c.Country)
+	r.sym("city", &c.City)
 	r.time("created_at", &c.CreatedAt)
 	r.time("updated_at", &c.UpdatedAt)
 	return c, r.err
@@ -53,7 +53,7 @@ type Product struct {
 	ID        int64
 	SKU       string
 	Name      string
-	Category  string
+	Category  Sym
 	Price     Money
 	Currency  string
 	CreatedAt Micros
@@ -66,7 +66,7 @@ func decodeProduct(img envelope.Row, prev Product) (Product, error) {
 	r.int("id", &p.ID)
 	r.str("sku", &p.SKU)
 	r.str("name", &p.Name)
-	r.lowCard("category", &p.Category)
+	r.sym("category", &p.Category)
 	r.money("price", &p.Price)
 	r.lowCard("currency", &p.Currency)
 	r.time("created_at", &p.CreatedAt)

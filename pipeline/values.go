@@ -113,6 +113,64 @@ func intern(s string) string {
 	return v.(string)
 }
 
+// NullString is a nullable text value.
+type NullString struct {
+	S     string
+	Valid bool
+}
+
+// Value is the value to insert.
+func (n NullString) Value() any {
+	if !n.Valid {
+		return nil
+	}
+	return n.S
+}
+
+// Sym is a low-cardinality string (segment, region, country, city,
+// category) stored as a 4-byte index into a process-wide table: the state
+// of a million customers holds four numbers, not four string headers.
+type Sym uint32
+
+var syms struct {
+	sync.RWMutex
+	ids  map[string]Sym
+	strs []string
+}
+
+func symOf(s string) Sym {
+	syms.RLock()
+	id, ok := syms.ids[s]
+	syms.RUnlock()
+	if ok {
+		return id
+	}
+	syms.Lock()
+	defer syms.Unlock()
+	if id, ok := syms.ids[s]; ok {
+		return id
+	}
+	if syms.ids == nil {
+		syms.ids = map[string]Sym{"": 0}
+		syms.strs = []string{""}
+	}
+	id = Sym(len(syms.strs))
+	s = strings.Clone(s)
+	syms.ids[s] = id
+	syms.strs = append(syms.strs, s)
+	return id
+}
+
+// String is the symbol's text.
+func (s Sym) String() string {
+	syms.RLock()
+	defer syms.RUnlock()
+	if int(s) >= len(syms.strs) {
+		return ""
+	}
+	return syms.strs[s]
+}
+
 // rowReader decodes the columns present in a row image into typed fields,
 // leaving a field untouched when its column is absent (an unchanged TOAST
 // value, or a key-only "before" image): the caller starts from the previous
@@ -183,7 +241,7 @@ func (r *rowReader) lowCard(col string, p *string) {
 	*p = intern(v)
 }
 
-func (r *rowReader) nullStr(col string, p **string) {
+func (r *rowReader) nullStr(col string, p *NullString) {
 	if !r.has(col) {
 		return
 	}
@@ -192,11 +250,19 @@ func (r *rowReader) nullStr(col string, p **string) {
 		r.fail(err)
 		return
 	}
-	if !ok {
-		*p = nil
+	*p = NullString{S: v, Valid: ok}
+}
+
+func (r *rowReader) sym(col string, p *Sym) {
+	if !r.has(col) {
 		return
 	}
-	*p = &v
+	v, _, err := r.row.String(col)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	*p = symOf(v)
 }
 
 func (r *rowReader) money(col string, p *Money) {
