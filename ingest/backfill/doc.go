@@ -1,0 +1,91 @@
+// Package backfill is `orderflow backfill`: a consistent, parallel,
+// resumable snapshot of PostgreSQL published to the captured topics, so that
+// the transformer loads it into ClickHouse (raw mirror, dimensions, facts)
+// and streaming continues exactly where the snapshot ends.
+//
+// Consumes: the tables (--tables; default customers, products, campaigns,
+// orders, order_items), each with a single-column integer primary key.
+//
+// Snapshot: a replication connection runs CREATE_REPLICATION_SLOT ...
+// EXPORT_SNAPSHOT and stays idle while --workers connections each run
+// BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT
+// and COPY (SELECT ... WHERE key BETWEEN lo AND hi) TO STDOUT for
+// --chunk-rows wide key ranges. Every worker sees the same database state:
+// the one at the slot's consistent point C.
+//   - Capture's slot (-pg-slot) does not exist yet: the backfill creates it
+//     with the snapshot (and the publication first, which pgoutput needs
+//     before the slot's start). Capture then streams every transaction that
+//     committed after C and none before: no gap, no overlap.
+//   - It exists (capture is running, or an earlier attempt created it): the
+//     snapshot comes from a temporary slot. Capture's slot is older, so every
+//     change after C is in the stream too; changes before C may be both in
+//     the stream and in the snapshot, which is harmless (below).
+//
+// Emits: one envelope event per row, op "r", source.snapshot "true",
+// source.lsn = _version = C - 1, keyed like capture's, to
+// <prefix>.<schema>.<table> (created with --partitions when missing). Every
+// transaction visible in the snapshot committed below C - 1 and every
+// streamed transaction at or above C, so ReplacingMergeTree(_version) and the
+// transformer's LSN-ordered state keep the newer of a snapshot row and a
+// streamed change, whatever order they arrive in; a snapshot row never
+// overwrites a newer row. Events are encoded from COPY's text output with
+// capture's session settings (ISO dates, UTC), so they carry the same JSON
+// values as streamed ones. Dimension tables are published before orders; an
+// order range is published with the items of those orders (order_id in the
+// range) in the same Kafka transaction, so the transformer never derives a
+// snapshot order's fact without its items.
+//
+// Delivery and resume: each chunk is one Kafka transaction (a transactional
+// producer per worker) that also writes the chunk's checkpoint to the
+// compacted topic <prefix>._backfill_checkpoints; the run's plan (key ranges
+// measured in the first snapshot) is written there before the first chunk. A
+// chunk is therefore published exactly when its checkpoint is. Killed at any
+// moment and started again with the same tables, the backfill fences the
+// previous producers (their open transaction is aborted), reads the
+// checkpoints read_committed, logs "chunk done, skipping" for every done
+// chunk and copies only the others. The exported snapshot died with the
+// killed process, so the rest is copied from a NEW snapshot C2 > C1: done
+// chunks keep their rows at C1 - 1, the others carry C2 - 1, and every change
+// committed between C1 and C2 is in the stream (capture's slot predates both),
+// so the result is still exact, with exactly one snapshot event per row.
+// Rows inserted after C1 above the planned key ranges are stream-only. A
+// finished run is not repeated: running the command again starts a new run
+// (--restart abandons an unfinished one).
+//
+// Progress: a line per table every --progress-interval on stderr (rows
+// done/total, rows/s, ETA); metrics orderflow_backfill_rows_total{table} and
+// orderflow_backfill_chunks_total{result}.
+//
+// Safe while the command API takes writes: the workers only read (one
+// repeatable-read transaction each, which holds back VACUUM's horizon for the
+// duration), and creating the slot waits only for transactions already in
+// progress.
+//
+// Operating order: publish the snapshot before the transformer applies
+// streamed changes of pre-existing orders (start or resume the transformer
+// after the backfill, or run the backfill before capture's first start). The
+// transformer re-derives a fact when a late customer arrives, but not when
+// late items arrive (pipeline's documented limit): an order changed in the
+// stream and applied before its snapshot items would keep item_count 0 until
+// its next change.
+//
+// # When to use backfill or replay, and the Kafka retention they need
+//
+// Use `orderflow backfill` to load rows that exist in PostgreSQL but not in
+// Kafka: the first start of the pipeline on a populated database, a table
+// added to the publication, or topics that were lost. It reads PostgreSQL,
+// not Kafka, so it needs no retention; it writes snapshot events to the same
+// topics, so from then on the topics hold the full state.
+//
+// Use `orderflow replay` (pipeline/replay) to rebuild ClickHouse tables from
+// what Kafka already holds: a bug fix in the derivation, a schema change of a
+// fact table, a dropped or corrupted table, or facts of a date range to
+// re-derive. It never reads PostgreSQL. It needs the full state in Kafka:
+// dimension topics (customers, products, campaigns, order_items) and orders
+// compacted (cleanup.policy=compact keeps the latest event per key forever;
+// as-of joins then use the oldest version still held), or retained long
+// enough to cover everything to rebuild (retention.ms=-1 for exact history);
+// the change log and customer_history need the full history, so retain
+// those topics (-1) if they are rebuilt. When a topic has lost data, run a
+// backfill first (it republishes the current state), then replay.
+package backfill
