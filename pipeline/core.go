@@ -139,6 +139,11 @@ func (s *State) ApplySide(table string, ev *envelope.Event) error {
 			return poison(ReasonColumn, fmt.Errorf("order_items %d: unknown order_id", id))
 		}
 		s.items.put(version[Item]{LSN: lsn, Ts: ts, Deleted: del, Row: it})
+		// An item of an owned order whose fact was derived at or after the
+		// item's LSN without it (the item arrived late): re-derive.
+		if st := s.orders[it.OrderID]; st != nil && lsn <= st.LSN && s.items.countAsOf(it.OrderID, st.LSN) != st.derivedN {
+			s.pending[it.OrderID] = struct{}{}
+		}
 	case TOrders:
 		return fmt.Errorf("orders is not a side table")
 	default:
@@ -332,6 +337,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 // (every item version used is at or below it).
 func (s *State) deriveOrder(b *Batch, st *orderState) {
 	ver := st.LSN
+	st.derivedN = s.items.countAsOf(st.ID, ver)
 	var dl uint8
 	if st.Deleted {
 		dl = 1

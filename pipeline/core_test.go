@@ -341,3 +341,42 @@ func TestBatchWrite(t *testing.T) {
 		t.Fatalf("written: %v", w.rows)
 	}
 }
+
+// TestLateItemRepair: an item committed with (or before) its order but read
+// after the order's fact was derived re-derives the fact.
+func TestLateItemRepair(t *testing.T) {
+	s := NewState()
+	b := NewBatch()
+	dim(t, s, b, TCustomers, ev(TCustomers, "c", 10, nil, customer(1, "gold", "europe")))
+	if err := s.ApplySide(TOrderItems, ev(TOrderItems, "c", 20, nil, item(101, 5, 7, 2, "10.00"))); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if f := fact(t, s, b, ev(TOrders, "c", 20, nil, order(5, 1, "placed"))); f["item_count"] != uint32(1) {
+		t.Fatalf("item_count %v, want 1", f["item_count"])
+	}
+	if err := s.ApplySide(TOrderItems, ev(TOrderItems, "c", 20, nil, item(102, 5, 7, 1, "10.00"))); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if n := s.DrainRepairs(b); n != 1 {
+		t.Fatalf("repairs %d, want 1", n)
+	}
+	if f := row(t, b, OutCustomerOrders, nil); f["item_count"] != uint32(2) || f["units"] != uint32(3) || f["_version"] != uint64(20) {
+		t.Fatalf("repaired: %v", f)
+	}
+	// an item-only change after the order's event is not a repair
+	if err := s.ApplySide(TOrderItems, ev(TOrderItems, "u", 30, nil, item(102, 5, 7, 5, "10.00"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.DrainRepairs(b); n != 0 {
+		t.Fatalf("repairs after an item-only change %d, want 0", n)
+	}
+	// a redelivered item already included is not a repair either
+	if err := s.ApplySide(TOrderItems, ev(TOrderItems, "c", 20, nil, item(101, 5, 7, 2, "10.00"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.DrainRepairs(b); n != 0 {
+		t.Fatalf("repairs after a redelivered item %d, want 0", n)
+	}
+}

@@ -169,6 +169,17 @@ func (s *items) asOf(oid int64, lsn uint64) []version[Item] {
 	return out
 }
 
+// countAsOf is the number of order oid's item versions with LSN <= lsn.
+func (s *items) countAsOf(oid int64, lsn uint64) int {
+	n := 0
+	for _, v := range s.byOrder[oid] {
+		if v.LSN <= lsn {
+			n++
+		}
+	}
+	return n
+}
+
 // orderState is what the transformer keeps per order of the partitions it
 // owns: the latest row and the LSNs the fact needs.
 type orderState struct {
@@ -179,4 +190,5 @@ type orderState struct {
 	CustVer   uint64 // LSN of the customer version the last fact used (0: none found)
 	Deleted   bool
 	Partition int32
+	derivedN  int // item versions the last fact was derived from (late-item repair)
 }

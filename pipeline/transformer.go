@@ -318,7 +318,7 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 			target[k] = o.Offset
 		}
 	})
-	for len(target) > 0 {
+	for empty := 0; len(target) > 0; {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		fs := t.sideCl.PollFetches(pctx)
 		cancel()
@@ -338,11 +338,15 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 			return ferr
 		}
 		if fs.NumRecords() == 0 {
-			// Nothing more to read below the targets (e.g. a trailing
-			// marker was compacted away): consider them reached.
-			t.log.Debug("side catch-up: no more records", "remaining", len(target))
-			return nil
+			// Three empty long polls: nothing more is readable below the
+			// targets (e.g. a trailing marker was compacted away).
+			if empty++; empty >= 3 {
+				t.log.Warn("side catch-up: targets not reached, no more records", "remaining", len(target))
+				return nil
+			}
+			continue
 		}
+		empty = 0
 		fs.EachRecord(func(r *kgo.Record) {
 			k := tp{r.Topic, r.Partition}
 			t.sideNext[k] = r.Offset + 1
