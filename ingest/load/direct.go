@@ -34,9 +34,10 @@ type Direct struct {
 // NewDirect writes through conn (one connection keeps IDs deterministic).
 func NewDirect(conn *pgx.Conn) *Direct { return &Direct{conn: conn} }
 
-// Truncate empties the command-side tables and restarts their identities.
+// Truncate empties the command-side tables (and the API's idempotency
+// records, which would point at deleted rows) and restarts their identities.
 func Truncate(ctx context.Context, conn *pgx.Conn) error {
-	_, err := conn.Exec(ctx, `TRUNCATE order_items, orders, campaigns, products, customers RESTART IDENTITY CASCADE`)
+	_, err := conn.Exec(ctx, `TRUNCATE order_items, orders, campaigns, products, customers, orderflow_internal.idempotency_keys RESTART IDENTITY CASCADE`)
 	if err != nil {
 		return fmt.Errorf("truncate command tables: %w", err)
 	}
