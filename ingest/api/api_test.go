@@ -568,3 +568,30 @@ func TestPruneIdempotencyKeys(t *testing.T) {
 		t.Fatal("the fresh key was pruned")
 	}
 }
+
+// An unreachable database is a 503 problem with Retry-After, not a 500.
+func TestDatabaseDown(t *testing.T) {
+	pool, err := pgxpool.New(context.Background(), "postgres://x:y@127.0.0.1:1/none?connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	srv, err := New(Options{Pool: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ method, path, body string }{
+		{"POST", "/v1/products", `{"sku":"A","name":"A","category":"c","price":1}`},
+		{"GET", "/v1/orders/1", ""},
+	} {
+		req := httptest.NewRequest(r.method, r.path, strings.NewReader(r.body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		var p Problem
+		_ = json.Unmarshal(rec.Body.Bytes(), &p)
+		if rec.Code != 503 || p.Type != TypeServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%s %s: %d %s", r.method, r.path, rec.Code, rec.Body)
+		}
+	}
+}
