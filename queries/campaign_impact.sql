@@ -57,3 +57,5 @@ LEFT JOIN
     GROUP BY period
 ) AS o ON o.period = p.period
 ORDER BY p.ord
+-- every version of an order is in the partition of its placed_at, which never changes: FINAL need not merge across partitions
+SETTINGS do_not_merge_across_partitions_select_final = 1

@@ -36,3 +36,5 @@ FROM
 )
 GROUP BY segment
 ORDER BY segment
+-- every version of an order is in the partition of its placed_at, which never changes: FINAL need not merge across partitions
+SETTINGS do_not_merge_across_partitions_select_final = 1

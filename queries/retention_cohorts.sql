@@ -43,3 +43,5 @@ SELECT
 FROM active AS a
 INNER JOIN sizes AS s ON s.cohort_month = a.cohort_month
 ORDER BY cohort_month, months_since
+-- every version of an order is in the partition of its placed_at, which never changes: FINAL need not merge across partitions
+SETTINGS do_not_merge_across_partitions_select_final = 1

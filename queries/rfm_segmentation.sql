@@ -48,3 +48,5 @@ SELECT
 FROM scored
 GROUP BY r_score, f_score, m_score
 ORDER BY r_score DESC, f_score DESC, m_score DESC
+-- every version of an order is in the partition of its placed_at, which never changes: FINAL need not merge across partitions
+SETTINGS do_not_merge_across_partitions_select_final = 1

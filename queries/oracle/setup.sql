@@ -2,9 +2,14 @@
 -- oracle test before any data is written. PostgreSQL keeps only a
 -- customer's current attributes, but reports use the customer's attributes
 -- as of each order's placement; so triggers record every customer version
--- and, for every order, the customer version current when the order was
--- inserted (in the same transaction, hence at the same commit as the
--- order). The tables live in schema oracle, which capture does not publish.
+-- and, for every order, the customer version in force when the order's
+-- transaction commits. That is the query side's definition of "as of
+-- placement" (pipeline/doc.go: the versions in force at the commit LSN of
+-- the order's INSERT): a change of the customer made later in the same
+-- transaction as the order counts, as it shares the order's commit. With
+-- one command per transaction (the command API) this is exactly the
+-- customer as the order was placed. The tables live in schema oracle, which
+-- capture does not publish.
 CREATE SCHEMA oracle;
 CREATE SEQUENCE oracle.seq;
 CREATE TABLE oracle.customer_versions (
@@ -16,17 +21,22 @@ CREATE TABLE oracle.customer_versions (
 );
 CREATE TABLE oracle.order_asof (
     order_id     bigint PRIMARY KEY,
-    customer_seq bigint NOT NULL
+    customer_id  bigint NOT NULL,
+    customer_seq bigint NOT NULL,
+    txid         bigint NOT NULL
 );
 CREATE FUNCTION oracle.record_customer() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO oracle.customer_versions VALUES (nextval('oracle.seq'), NEW.id, NEW.segment, NEW.region, NEW.country);
+    -- orders placed earlier in this transaction commit with this version
+    UPDATE oracle.order_asof SET customer_seq = currval('oracle.seq')
+    WHERE customer_id = NEW.id AND txid = txid_current();
     RETURN NULL;
 END $$;
 CREATE FUNCTION oracle.record_order() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO oracle.order_asof
-    SELECT NEW.id, max(seq) FROM oracle.customer_versions WHERE customer_id = NEW.customer_id;
+    SELECT NEW.id, NEW.customer_id, max(seq), txid_current() FROM oracle.customer_versions WHERE customer_id = NEW.customer_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER oracle_customer_versions AFTER INSERT OR UPDATE ON public.customers
