@@ -73,8 +73,13 @@ func init() {
 					g.Go(func() error { return srv.RunPruner(ctx, keyTTL, min(keyTTL/4, 10*time.Minute)) })
 				}
 				e.Log.Info("command API ready", "auth", e.Cfg.API.Token != "", "openapi", "/openapi.json")
-				// The pool lives as long as the process: the HTTP server drains
-				// in-flight commands on shutdown and they still need it.
+				g.Go(func() error {
+					// Close waits for the connections of in-flight commands,
+					// which the HTTP server lets finish on shutdown.
+					<-ctx.Done()
+					pool.Close()
+					return nil
+				})
 				return nil
 			}
 		},
