@@ -251,7 +251,7 @@ func (c *Capture) session(ctx context.Context) error {
 	c.log.Info("replication started", "resume_lsn", resume.String(), "confirmed_flush_lsn", confirmed.String(), "db", db, "publication", o.Postgres.Publication)
 	c.setReady(true)
 
-	items := make(chan []item, 64)
+	items := make(chan []item, 32)
 	kick := make(chan struct{}, 1)
 	errc := make(chan error, 3)
 	go func() { errc <- c.read(ctx, repl, items, kick) }()
@@ -414,9 +414,10 @@ func (c *Capture) ensureSlot(ctx context.Context, meta *pgx.Conn, repl *pgconn.P
 // read is the only user of the replication connection: it receives WAL,
 // hands it to the processor in order, answers keepalives at once and sends
 // standby status with the flushed (Kafka-durable) LSN.
-// maxBatch is the most items the reader hands over at once; batches only
-// grow while the processor is busy (a backlog), so an idle stream goes item
-// by item without waiting.
+// maxBatch is the most items (and 128 KiB) the reader hands over at once;
+// batches only grow while the processor is busy (a backlog), so an idle
+// stream goes item by item without waiting. With 32 batches queued, at most
+// 4 MiB of messages wait between the reader and the processor.
 const maxBatch = 256
 
 func (c *Capture) read(ctx context.Context, conn *pgconn.PgConn, items chan<- []item, kick <-chan struct{}) error {
@@ -484,9 +485,21 @@ func (c *Capture) read(ctx context.Context, conn *pgconn.PgConn, items chan<- []
 			}
 		}
 	}
+	var pendingBytes int
 	push := func(it item) error {
 		pending = append(pending, it)
-		return flush(len(pending) >= maxBatch)
+		pendingBytes += len(it.data)
+		if len(pending) >= maxBatch || pendingBytes >= 128<<10 {
+			pendingBytes = 0
+			return flush(true)
+		}
+		if err := flush(false); err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			pendingBytes = 0
+		}
+		return nil
 	}
 	// own copies the message out of the connection's buffer into a shared
 	// slab (one allocation per 256 KiB, not per message).
@@ -685,6 +698,8 @@ type processor struct {
 	out         []Record
 	row         RowChange
 	backlog     func() bool // more input is already waiting
+	hdr         []kgo.RecordHeader
+	hdrTx       Tx
 }
 
 func (p *processor) run(ctx context.Context, items <-chan []item) error {
@@ -862,17 +877,23 @@ func (p *processor) change(ctx context.Context) error {
 	return nil
 }
 
+// headers are the record headers: shared by every event of a transaction
+// (franz-go only reads them), built afresh for dead letters.
 func (p *processor) headers(r *Record) []kgo.RecordHeader {
+	if r.Reason == "" && p.hdr != nil && p.hdrTx.Xid == p.tx.Xid && p.hdrTx.CommitLSN == p.tx.CommitLSN {
+		return p.hdr
+	}
 	h := []kgo.RecordHeader{
 		{Key: envelope.HeaderLSN, Value: strconv.AppendUint(nil, uint64(p.tx.CommitLSN), 10)},
 		{Key: envelope.HeaderCommitTs, Value: strconv.AppendInt(nil, p.tx.CommitTime.UnixMilli(), 10)},
 		{Key: envelope.HeaderTxID, Value: strconv.AppendUint(nil, uint64(p.tx.Xid), 10)},
 	}
 	if r.Reason != "" {
-		h = append(h, kgo.RecordHeader{Key: "reason", Value: []byte(r.Reason)}, kgo.RecordHeader{Key: "error", Value: []byte(r.Err)},
+		return append(h, kgo.RecordHeader{Key: "reason", Value: []byte(r.Reason)}, kgo.RecordHeader{Key: "error", Value: []byte(r.Err)},
 			kgo.RecordHeader{Key: "table", Value: []byte(r.Table)})
 	}
-	return h
+	p.hdr, p.hdrTx = h[:3:3], p.tx
+	return p.hdr
 }
 
 // committed closes a PostgreSQL transaction inside the open Kafka transaction.

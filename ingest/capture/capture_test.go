@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -412,11 +414,21 @@ func TestCaptureLeastPrivilegeRole(t *testing.T) {
 	if _, err := pgschema.Migrate(ctx, e.admin); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	ran, err := Setup(ctx, e.admin, SetupOptions{Role: role, Password: "s3cret", Publication: e.pub})
+	// The documented way: `orderflow capture -setup` as the administrator.
+	cmd := exec.Command(orderflowBinary(t), "capture", "-setup", "-setup-role", role, "-pg-publication", e.pub, "-pg-url", e.pgURL)
+	cmd.Env = append(os.Environ(), "ORDERFLOW_SETUP_PASSWORD=s3cret")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("setup: %v", err)
+		t.Fatalf("orderflow capture -setup: %v\n%s", err, out)
 	}
-	t.Logf("setup ran:\n%s", strings.Join(ran, ";\n"))
+	if strings.Contains(string(out), "s3cret") {
+		t.Fatalf("setup printed the password:\n%s", out)
+	}
+	t.Logf("orderflow capture -setup:\n%s", out)
+	// Idempotent: a second run only updates the role.
+	if _, err := Setup(ctx, e.admin, SetupOptions{Role: role, Password: "s3cret", Publication: e.pub}); err != nil {
+		t.Fatalf("setup again: %v", err)
+	}
 	var super, repl bool
 	if err := e.admin.QueryRow(ctx, "SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = $1", role).Scan(&super, &repl); err != nil || super || !repl {
 		t.Fatalf("role: super=%v replication=%v err=%v", super, repl, err)

@@ -431,14 +431,15 @@ func (d *Decoder) encode(r *relation, op string, tx Tx, old *tupleData, oldIsKey
 			return Record{}, &poison{ReasonShapeMismatch, fmt.Sprintf("tuple has %d columns, relation %s.%s has %d", len(t.Columns), r.schema, r.table, len(r.cols))}
 		}
 	}
-	// Key: the primary-key columns, from the new row, else the old.
-	var key []byte
+	// Key: the primary-key columns, from the new row, else the old. Key and
+	// value are built in one buffer and copied out in one allocation.
+	b := d.buf[:0]
 	if len(r.keyCols) > 0 {
 		src := new
 		if src == nil {
 			src = old
 		}
-		b := append(d.buf[:0], '{')
+		b = append(b, '{')
 		for n, i := range r.keyCols {
 			if n > 0 {
 				b = append(b, ',')
@@ -450,11 +451,9 @@ func (d *Decoder) encode(r *relation, op string, tx Tx, old *tupleData, oldIsKey
 			}
 		}
 		b = append(b, '}')
-		key = append(make([]byte, 0, len(b)), b...)
-		d.buf = b
 	}
-
-	b := append(d.buf[:0], `{"before":`...)
+	keyLen := len(b)
+	b = append(b, `{"before":`...)
 	var unchanged []int
 	var err error
 	switch {
@@ -506,9 +505,14 @@ func (d *Decoder) encode(r *relation, op string, tx Tx, old *tupleData, oldIsKey
 		b = append(b, ']')
 	}
 	b = append(b, '}')
-	val := append(make([]byte, 0, len(b)), b...)
+	all := make([]byte, len(b))
+	copy(all, b)
 	d.buf = b
-	return Record{Topic: r.topic, Key: key, Value: val, Table: r.table, Op: op}, nil
+	var key []byte
+	if keyLen > 0 {
+		key = all[:keyLen:keyLen]
+	}
+	return Record{Topic: r.topic, Key: key, Value: all[keyLen:], Table: r.table, Op: op}, nil
 }
 
 // appendRow renders a tuple as a JSON object. Unchanged TOAST columns are left
