@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -188,14 +189,67 @@ func (b *Batch) RowsByTable() map[string]int {
 // Write inserts every non-empty table, one insert each, in dependency order.
 // It is safe to call again after an error: rows carry versions, so a table
 // written twice holds the same rows after FINAL.
-func (b *Batch) Write(ctx context.Context, w Writer) error {
+func (b *Batch) Write(ctx context.Context, w Writer) error { return b.WriteParallel(ctx, w, 1) }
+
+// WriteParallel inserts the tables with up to n inserts at a time (each
+// table is still one atomic insert; the order between tables does not
+// matter for correctness, only the offset commit after all of them does).
+func (b *Batch) WriteParallel(ctx context.Context, w Writer, n int) error {
+	if n <= 1 {
+		for _, t := range b.bufs {
+			if len(t.rows) == 0 {
+				continue
+			}
+			if err := w.Insert(ctx, t.spec.name, t.spec.cols, t.rows); err != nil {
+				return fmt.Errorf("insert %s batch (%d rows): %w", t.spec.name, len(t.rows), err)
+			}
+		}
+		return nil
+	}
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
 	for _, t := range b.bufs {
 		if len(t.rows) == 0 {
 			continue
 		}
-		if err := w.Insert(ctx, t.spec.name, t.spec.cols, t.rows); err != nil {
-			return fmt.Errorf("insert %s batch (%d rows): %w", t.spec.name, len(t.rows), err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(t *tableBuf) {
+			defer func() { <-sem; wg.Done() }()
+			if err := w.Insert(ctx, t.spec.name, t.spec.cols, t.rows); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("insert %s batch (%d rows): %w", t.spec.name, len(t.rows), err)
+				}
+				mu.Unlock()
+			}
+		}(t)
 	}
-	return nil
+	wg.Wait()
+	return first
+}
+
+// Pool spreads concurrent inserts over several writers (e.g. several
+// connections of one engine), each used by one insert at a time.
+func Pool(ws ...Writer) Writer {
+	p := &pool{idle: make(chan Writer, len(ws))}
+	for _, w := range ws {
+		p.idle <- w
+	}
+	return p
+}
+
+type pool struct{ idle chan Writer }
+
+func (p *pool) Insert(ctx context.Context, table string, columns []string, rows [][]any) error {
+	var w Writer
+	select {
+	case w = <-p.idle:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { p.idle <- w }()
+	return w.Insert(ctx, table, columns, rows)
 }

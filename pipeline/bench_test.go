@@ -16,6 +16,7 @@ import (
 
 	"github.com/orderflow/orderflow/internal/envelope"
 	"github.com/orderflow/orderflow/internal/testenv"
+	"github.com/orderflow/orderflow/sinks/chdb"
 )
 
 func envInt(name string, def int) int {
@@ -194,14 +195,29 @@ func BenchmarkFreshness(b *testing.B) {
 		e := openDB(b)
 		var mu sync.Mutex
 		var lat []float64
-		tr, err := New(Config{Brokers: s.brokers, TopicPrefix: s.prefix, Group: testenv.Name("bench"),
+		reg := prometheus.NewRegistry()
+		par := envInt("ORDERFLOW_BENCH_INSERTERS", 1)
+		var w Writer = e
+		if par > 1 {
+			ws := []Writer{e}
+			for j := 1; j < par; j++ {
+				e2, err := chdb.Open(context.Background(), chdb.Options{Lib: testenv.ChdbLib(b), Path: chdbDir, Database: e.Database()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer e2.Close()
+				ws = append(ws, e2)
+			}
+			w = Pool(ws...)
+		}
+		tr, err := New(Config{Brokers: s.brokers, TopicPrefix: s.prefix, Group: testenv.Name("bench"), InsertParallelism: par,
 			onFlush: func(commits []Micros, _ map[string]int, at time.Time) {
 				mu.Lock()
 				for _, c := range commits {
 					lat = append(lat, float64(Micros(at.UnixMicro())-c)/1e6)
 				}
 				mu.Unlock()
-			}}, e, prometheus.NewRegistry(), nil)
+			}}, w, reg, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -255,5 +271,21 @@ func BenchmarkFreshness(b *testing.B) {
 		b.ReportMetric(float64(sent)/float64(secs), "changes/s")
 		b.Logf("%d changes at %d/s: freshness p50 %.3fs p99 %.3fs max %.3fs over %d events", sent, rate, pct(0.5), pct(0.99), pct(1), len(lat))
 		mu.Unlock()
+		logHist(b, reg, "orderflow_transform_flush_seconds")
+		logHist(b, reg, "orderflow_transform_batch_rows")
+	}
+}
+
+func logHist(b *testing.B, reg *prometheus.Registry, name string) {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				h := m.GetHistogram()
+				if c := h.GetSampleCount(); c > 0 {
+					b.Logf("%s: %d samples, mean %.4f", name, c, h.GetSampleSum()/float64(c))
+				}
+			}
+		}
 	}
 }

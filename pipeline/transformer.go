@@ -35,6 +35,9 @@ type Config struct {
 
 	// FetchMaxBytes bounds what the consumer buffers (default 32 MiB).
 	FetchMaxBytes int32
+	// InsertParallelism is how many tables of a batch are inserted at once
+	// (default 1; more pays off with a Pool of engine connections).
+	InsertParallelism int
 	// FlushAttempts is how often a batch write is tried before the
 	// transformer gives up and exits (default 8, about 10 s of backoff).
 	FlushAttempts int
@@ -557,7 +560,7 @@ func (t *Transformer) writeAndCommit(ctx context.Context, b *Batch, offs map[str
 		start := time.Now()
 		backoff := 100 * time.Millisecond
 		for attempt := 1; ; attempt++ {
-			err := b.Write(ctx, t.w)
+			err := b.WriteParallel(ctx, t.w, t.cfg.InsertParallelism)
 			if err == nil {
 				break
 			}
