@@ -82,7 +82,7 @@ func binary(t *testing.T) string {
 }
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	pgURL   string
 	admin   *pgx.Conn
 	brokers []string
@@ -92,7 +92,7 @@ type env struct {
 	eng     *chdb.Engine
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	brokers := testenv.KafkaBrokers(t)
 	lib := testenv.ChdbLib(t)
@@ -160,11 +160,11 @@ func (e *env) kafkaConfig() config.Kafka {
 	return config.Kafka{Brokers: e.brokers, TopicPrefix: e.prefix}
 }
 
-func testLog(t *testing.T, level slog.Level) *slog.Logger {
+func testLog(t testing.TB, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

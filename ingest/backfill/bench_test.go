@@ -1,0 +1,113 @@
+package backfill_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/ingest/backfill"
+)
+
+// BenchmarkBackfill loads ORDERFLOW_BENCH_ORDERS orders (default 1,000,000;
+// the issue's figure is 10,000,000) with 2-3 items each, orders/10
+// customers and 1,000 products into a fresh database with INSERT ... SELECT
+// generate_series, then measures:
+//   - copy: plain COPY <table> TO STDOUT of the three tables (the ceiling);
+//   - publish: backfill to Kafka (rows/s over all tables);
+//   - facts: backfill with the transformer running into chDB, from the start
+//     of the backfill until every customer_orders and order_lines row is in
+//     ClickHouse (fact rows/s = (orders + items) / wall time).
+//
+// Run: go test -run '^$' -bench BenchmarkBackfill -benchtime 1x -timeout 60m ./ingest/backfill/
+func BenchmarkBackfill(b *testing.B) {
+	n := 1_000_000
+	if s := os.Getenv("ORDERFLOW_BENCH_ORDERS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = v
+	}
+	workers := 4
+	if s := os.Getenv("ORDERFLOW_BENCH_WORKERS"); s != "" {
+		workers, _ = strconv.Atoi(s)
+	}
+	e := newEnv(b)
+	ctx := context.Background()
+	start := time.Now()
+	nc := max(n/10, 1)
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO customers (name, email, phone, segment, region, country, city, created_at, updated_at)
+SELECT 'Customer ' || g, 'c' || g || '@example.com', NULL, (ARRAY['bronze','silver','gold','platinum'])[1 + g %% 4],
+  (ARRAY['north_america','europe','asia_pacific','latin_america','middle_east_africa'])[1 + g %% 5], 'DE', 'City ' || (g %% 100),
+  timestamptz '2024-01-01', timestamptz '2024-01-01' FROM generate_series(1, %d) g`, nc),
+		`INSERT INTO products (sku, name, category, price, currency, created_at, updated_at)
+SELECT 'SKU-' || g, 'Product ' || g, 'category ' || (g % 20), (g % 100) + 0.99, 'USD', timestamptz '2024-01-01', timestamptz '2024-01-01'
+FROM generate_series(1, 1000) g`,
+		fmt.Sprintf(`INSERT INTO orders (customer_id, status, currency, subtotal, discount, total, placed_at, paid_at, created_at, updated_at)
+SELECT 1 + g %% %d, CASE WHEN g %% 2 = 0 THEN 'placed' ELSE 'paid' END, 'USD', s, 0, s, p,
+  CASE WHEN g %% 2 = 1 THEN p + interval '1 hour' END, p, p + interval '1 hour'
+FROM generate_series(1, %d) g, LATERAL (SELECT timestamptz '2025-01-01' + (g %% 31536000) * interval '1 second' AS p, ((g %% 50) + 1) * 2.50 AS s) x`, nc, n),
+		fmt.Sprintf(`INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price, discount, created_at, updated_at)
+SELECT o, l, 1 + (o * 7 + l) %% 1000, 1 + (o + l) %% 3, 9.99, 0, timestamptz '2025-01-01', timestamptz '2025-01-01'
+FROM generate_series(1, %d) o, generate_series(1, 2 + o %% 2) l`, n),
+		"VACUUM ANALYZE customers, products, orders, order_items",
+	} {
+		if _, err := e.admin.Exec(ctx, q); err != nil {
+			b.Fatalf("%s: %v", q, err)
+		}
+	}
+	var items int64
+	_ = e.admin.QueryRow(ctx, "SELECT count(*) FROM order_items").Scan(&items)
+	b.Logf("generated %d orders, %d items, %d customers in %s", n, items, nc, time.Since(start).Round(time.Second))
+	total := int64(n) + items + int64(nc) + 1000
+
+	// Ceiling: plain COPY of the same tables, one after the other, output
+	// discarded.
+	start = time.Now()
+	for _, tb := range []string{"customers", "products", "orders", "order_items"} {
+		if _, err := e.admin.PgConn().CopyTo(ctx, io.Discard, "COPY "+tb+" TO STDOUT"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	copySecs := time.Since(start).Seconds()
+	b.Logf("ceiling: COPY TO STDOUT of %d rows in %.1fs = %.0f rows/s (orders+items %.0f rows/s)", total, copySecs, float64(total)/copySecs, float64(int64(n)+items)/copySecs)
+
+	// Backfill with the transformer running: wall time until every fact is
+	// in ClickHouse.
+	e.startTransformer()
+	b.ResetTimer()
+	start = time.Now()
+	res, err := backfill.Run(ctx, backfill.Options{Postgres: e.pgConfig(), Kafka: e.kafkaConfig(), Workers: workers, ChunkRows: 50_000,
+		Progress: os.Stderr, ProgressInterval: 5 * time.Second}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pubSecs := time.Since(start).Seconds()
+	b.Logf("publish: %d rows to Kafka in %.1fs = %.0f rows/s (%d workers)", total, pubSecs, float64(total)/pubSecs, workers)
+	_ = res
+	for {
+		r, err := e.eng.Query(ctx, "SELECT (SELECT count() FROM customer_orders), (SELECT count() FROM order_lines)", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		co, _ := strconv.ParseInt(fmt.Sprint(r.Rows[0][0]), 10, 64)
+		ol, _ := strconv.ParseInt(fmt.Sprint(r.Rows[0][1]), 10, 64)
+		if co >= int64(n) && ol >= items {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	factSecs := time.Since(start).Seconds()
+	b.StopTimer()
+	facts := float64(int64(n) + items)
+	b.Logf("facts: %d customer_orders + %d order_lines in ClickHouse %.1fs after the backfill started = %.0f fact rows/s (%.0f orders/s)",
+		n, items, factSecs, facts/factSecs, float64(n)/factSecs)
+	b.ReportMetric(float64(total)/copySecs, "copy_rows/s")
+	b.ReportMetric(float64(total)/pubSecs, "publish_rows/s")
+	b.ReportMetric(facts/factSecs, "fact_rows/s")
+}
