@@ -99,37 +99,65 @@ func (d *Direct) Setup(ctx context.Context, cat *Catalogue) error {
 }
 
 // Write applies a batch of events (in simulated time order) in one
-// transaction. The batch is cut into segments; each segment inserts its
-// customers, applies customer changes, inserts orders with their items,
-// then runs status changes in status-machine order, which keeps every
-// order's own events in order. A segment ends before a customer change that
-// follows an order of the same customer, so commit order never shows an
-// order after a customer change that (in simulated time) came later: an
-// order's customer attributes as of its placement are the same by time and
-// by LSN.
+// transaction: it inserts the batch's customers, then alternates order
+// inserts (COPY) and customer changes in phases, then runs status changes
+// in status-machine order, which keeps every order's own events in order.
+// The phases keep each customer's changes and orders in simulated-time
+// order (phase k holds the orders placed after the customer's k-th change
+// in the batch), so an order's customer attributes as of its placement are
+// the same by time and by commit order (LSN), which the pipeline's as-of
+// join relies on.
 func (d *Direct) Write(ctx context.Context, evs []Event) error {
 	custBase, orderBase := len(d.custIDs), len(d.orderIDs)
-	items := 0
+	var nItems int
 	err := pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
-		d.custIDs, d.orderIDs, items = d.custIDs[:custBase], d.orderIDs[:orderBase], 0
-		start := 0
-		ordered := map[int]bool{} // customers with an order in the current segment
-		for i, ev := range evs {
-			if ev.Kind == KCustomerUpdate && ordered[ev.Customer] {
-				n, err := d.writeSegment(ctx, tx, evs[start:i])
-				if err != nil {
-					return err
-				}
-				items += n
-				start, ordered = i, map[int]bool{}
+		d.custIDs, d.orderIDs = d.custIDs[:custBase], d.orderIDs[:orderBase]
+		nCust := 0
+		changes := map[int]int{} // customer -> changes so far in this batch
+		var phases [][]Event     // phases[k]: orders placed after their customer's k-th change
+		var rounds [][]Event     // rounds[k]: every customer's (k+1)-th change
+		grow := func(x [][]Event, k int) [][]Event {
+			for len(x) <= k {
+				x = append(x, nil)
 			}
-			if ev.Kind == KOrder {
-				ordered[ev.Customer] = true
+			return x
+		}
+		for _, ev := range evs {
+			switch ev.Kind {
+			case KCustomer:
+				nCust++
+			case KCustomerUpdate:
+				k := changes[ev.Customer]
+				changes[ev.Customer] = k + 1
+				rounds = grow(rounds, k)
+				rounds[k] = append(rounds[k], ev)
+			case KOrder:
+				k := changes[ev.Customer]
+				phases = grow(phases, k)
+				phases[k] = append(phases[k], ev)
 			}
 		}
-		n, err := d.writeSegment(ctx, tx, evs[start:])
-		items += n
-		return err
+		if err := d.writeCustomers(ctx, tx, evs, nCust); err != nil {
+			return err
+		}
+		orders, items, err := d.buildOrders(ctx, tx, evs)
+		if err != nil {
+			return err
+		}
+		nItems = len(items)
+		for k := 0; k < max(len(phases), len(rounds)); k++ {
+			if k < len(phases) && len(phases[k]) > 0 {
+				if err := d.copyOrders(ctx, tx, phases[k], orders, items); err != nil {
+					return err
+				}
+			}
+			if k < len(rounds) {
+				if err := d.writeCustomerUpdates(ctx, tx, rounds[k]); err != nil {
+					return err
+				}
+			}
+		}
+		return d.writeTransitions(ctx, tx, evs)
 	})
 	if err != nil {
 		d.custIDs, d.orderIDs = d.custIDs[:custBase], d.orderIDs[:orderBase]
@@ -138,32 +166,8 @@ func (d *Direct) Write(ctx context.Context, evs []Event) error {
 	for _, ev := range evs {
 		d.Counts[ev.Kind]++
 	}
-	d.Items += items
+	d.Items += nItems
 	return nil
-}
-
-// writeSegment writes one segment of a batch and returns its item count.
-func (d *Direct) writeSegment(ctx context.Context, tx pgx.Tx, evs []Event) (int, error) {
-	nCust, nOrders, nItems := 0, 0, 0
-	for _, ev := range evs {
-		switch ev.Kind {
-		case KCustomer:
-			nCust++
-		case KOrder:
-			nOrders++
-			nItems += len(ev.Items)
-		}
-	}
-	if err := d.writeCustomers(ctx, tx, evs, nCust); err != nil {
-		return 0, err
-	}
-	if err := d.writeCustomerUpdates(ctx, tx, evs); err != nil {
-		return 0, err
-	}
-	if err := d.writeOrders(ctx, tx, evs, nOrders, nItems); err != nil {
-		return 0, err
-	}
-	return nItems, d.writeTransitions(ctx, tx, evs)
 }
 
 func opt(s string) *string {
@@ -249,38 +253,49 @@ func (d *Direct) writeCustomerUpdates(ctx context.Context, tx pgx.Tx, evs []Even
 	return flush()
 }
 
-func (d *Direct) writeOrders(ctx context.Context, tx pgx.Tx, evs []Event, nOrders, nItems int) error {
+// buildOrders prices the batch's orders and assigns their ids (in
+// simulated-time order). It returns each order's row and its item rows,
+// keyed by order index.
+func (d *Direct) buildOrders(ctx context.Context, tx pgx.Tx, evs []Event) (map[int][]any, map[int][][]any, error) {
+	nOrders, nItems := 0, 0
+	for _, ev := range evs {
+		if ev.Kind == KOrder {
+			nOrders++
+			nItems += len(ev.Items)
+		}
+	}
 	if nOrders == 0 {
-		return nil
+		return nil, nil, nil
 	}
 	oids, err := reserveIDs(ctx, tx, "orders", nOrders)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	iids, err := reserveIDs(ctx, tx, "order_items", nItems)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	orders := make([][]any, 0, nOrders)
-	items := make([][]any, 0, nItems)
+	orders := make(map[int][]any, nOrders)
+	items := make(map[int][][]any, nOrders)
+	usedItems := 0
 	for _, ev := range evs {
 		if ev.Kind != KOrder {
 			continue
 		}
 		if ev.Order != len(d.orderIDs) {
-			return fmt.Errorf("order %d placed out of order", ev.Order)
+			return nil, nil, fmt.Errorf("order %d placed out of order", ev.Order)
 		}
 		var campaign *int64
 		var pct domain.Percent
 		if ev.Campaign >= 0 {
 			c := d.cat.Campaigns[ev.Campaign]
 			if !domain.Active(c.StartsAt, c.EndsAt, ev.At) {
-				return fmt.Errorf("order %d: campaign %s is not active at %s", ev.Order, c.Code, ev.At)
+				return nil, nil, fmt.Errorf("order %d: campaign %s is not active at %s", ev.Order, c.Code, ev.At)
 			}
 			campaign, pct = &d.campIDs[ev.Campaign], c.Percent
 		}
 		if len(ev.Items) == 0 || len(ev.Items) > domain.MaxItems {
-			return fmt.Errorf("order %d: %d items", ev.Order, len(ev.Items))
+			return nil, nil, fmt.Errorf("order %d: %d items", ev.Order, len(ev.Items))
 		}
 		lines := make([]domain.Line, len(ev.Items))
 		var errs domain.Errors
@@ -289,24 +304,38 @@ func (d *Direct) writeOrders(ctx context.Context, tx pgx.Tx, evs []Event, nOrder
 			lines[i] = domain.Line{ProductID: d.prodIDs[it.Product], Quantity: int64(it.Quantity), UnitPrice: d.cat.Products[it.Product].Price}
 		}
 		if len(errs) > 0 {
-			return fmt.Errorf("order %d: %w", ev.Order, errs)
+			return nil, nil, fmt.Errorf("order %d: %w", ev.Order, errs)
 		}
 		totals, err := domain.Price(lines, pct)
 		if err != nil {
-			return fmt.Errorf("order %d: %w", ev.Order, err)
+			return nil, nil, fmt.Errorf("order %d: %w", ev.Order, err)
 		}
 		id := oids[len(orders)]
 		d.orderIDs = append(d.orderIDs, id)
-		orders = append(orders, []any{id, d.custIDs[ev.Customer], campaign, domain.StatusPlaced, "USD",
-			money(totals.Subtotal), money(totals.Discount), money(totals.Total), ev.At, ev.At, ev.At})
+		orders[ev.Order] = []any{id, d.custIDs[ev.Customer], campaign, domain.StatusPlaced, "USD",
+			money(totals.Subtotal), money(totals.Discount), money(totals.Total), ev.At, ev.At, ev.At}
+		rows := make([][]any, len(lines))
 		for i, l := range lines {
-			items = append(items, []any{iids[len(items)], id, int32(i + 1), l.ProductID, int32(l.Quantity), money(l.UnitPrice), money(l.Discount), ev.At, ev.At})
+			rows[i] = []any{iids[usedItems], id, int32(i + 1), l.ProductID, int32(l.Quantity), money(l.UnitPrice), money(l.Discount), ev.At, ev.At}
+			usedItems++
 		}
+		items[ev.Order] = rows
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"orders"}, []string{"id", "customer_id", "campaign_id", "status", "currency", "subtotal", "discount", "total", "placed_at", "created_at", "updated_at"}, pgx.CopyFromRows(orders)); err != nil {
+	return orders, items, nil
+}
+
+// copyOrders inserts the given orders and their items.
+func (d *Direct) copyOrders(ctx context.Context, tx pgx.Tx, evs []Event, orders map[int][]any, items map[int][][]any) error {
+	orows := make([][]any, 0, len(evs))
+	var irows [][]any
+	for _, ev := range evs {
+		orows = append(orows, orders[ev.Order])
+		irows = append(irows, items[ev.Order]...)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"orders"}, []string{"id", "customer_id", "campaign_id", "status", "currency", "subtotal", "discount", "total", "placed_at", "created_at", "updated_at"}, pgx.CopyFromRows(orows)); err != nil {
 		return fmt.Errorf("copy orders: %w", err)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"order_items"}, []string{"id", "order_id", "line_no", "product_id", "quantity", "unit_price", "discount", "created_at", "updated_at"}, pgx.CopyFromRows(items)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"order_items"}, []string{"id", "order_id", "line_no", "product_id", "quantity", "unit_price", "discount", "created_at", "updated_at"}, pgx.CopyFromRows(irows)); err != nil {
 		return fmt.Errorf("copy order items: %w", err)
 	}
 	return nil
