@@ -144,7 +144,10 @@ func (d *Direct) Write(ctx context.Context, evs []Event) error {
 		if err != nil {
 			return err
 		}
-		nItems = len(items)
+		nItems = 0
+		for _, rows := range items {
+			nItems += len(rows)
+		}
 		for k := 0; k < max(len(phases), len(rounds)); k++ {
 			if k < len(phases) && len(phases[k]) > 0 {
 				if err := d.copyOrders(ctx, tx, phases[k], orders, items); err != nil {

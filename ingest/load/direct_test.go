@@ -153,3 +153,19 @@ func TestDirectCommitOrderMatchesTime(t *testing.T) {
 		t.Fatalf("%d (order, customer change) pairs written out of simulated-time order", bad)
 	}
 }
+
+func TestDirectSummaryCountsItems(t *testing.T) {
+	conn := migratedConn(t)
+	ctx := context.Background()
+	sum, err := RunDirect(ctx, conn, Params{Seed: 3, Customers: 30, Orders: 200, Products: 20}, Options{BatchSize: 150}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM order_items`).Scan(&items); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Items != items || items <= sum.Orders {
+		t.Fatalf("summary says %d items, table has %d (orders %d)", sum.Items, items, sum.Orders)
+	}
+}
