@@ -289,3 +289,58 @@ func logHist(b *testing.B, reg *prometheus.Registry, name string) {
 		}
 	}
 }
+
+// BenchmarkCore is the pure transform cost per event, without Kafka or
+// ClickHouse: decode, side state, group path, rows into a batch (an order
+// with two items and a later status change: 4 events per op).
+//
+//	go test -run '^$' -bench Core ./pipeline/
+func BenchmarkCore(b *testing.B) {
+	s := NewState()
+	bt := NewBatch()
+	var lsn uint64
+	for i := int64(1); i <= 1000; i++ {
+		lsn++
+		v := benchValue("of", TCustomers, "c", lsn, 1, customer(i, "gold", "europe"))
+		ev, _, _, _ := decodeEvent(v)
+		_ = s.ApplySide(TCustomers, ev)
+	}
+	for i := int64(1); i <= 100; i++ {
+		lsn++
+		ev, _, _, _ := decodeEvent(benchValue("of", TProducts, "c", lsn, 1, product(i, "P")))
+		_ = s.ApplySide(TProducts, ev)
+	}
+	type rec struct {
+		table string
+		v     []byte
+	}
+	var recs []rec
+	for i := int64(1); i <= 1000; i++ {
+		lsn++
+		recs = append(recs, rec{TOrderItems, benchValue("of", TOrderItems, "c", lsn, 1, item(2*i, i, 1+i%100, 1, "10.00"))},
+			rec{TOrderItems, benchValue("of", TOrderItems, "c", lsn, 1, item(2*i+1, i, 1+(i+7)%100, 2, "10.00"))},
+			rec{TOrders, benchValue("of", TOrders, "c", lsn, 1, order(i, 1+i%1000, "placed"))})
+		lsn++
+		recs = append(recs, rec{TOrders, benchValue("of", TOrders, "u", lsn, 1, order(i, 1+i%1000, "paid"))})
+	}
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		r := recs[n%len(recs)]
+		ev, rb, ra, err := decodeEventLazy(r.v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.table != TOrders {
+			ev2, rb2, ra2, _ := decodeEventLazy(r.v) // the side reader's own decode
+			if err := s.applySide(r.table, ev2, rb2, ra2); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.ApplyGroup(bt, Rec{Table: r.table, Event: ev, rawBefore: rb, rawAfter: ra}); err != nil {
+			b.Fatal(err)
+		}
+		if bt.Rows() > 50000 {
+			bt.Reset()
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package pipeline
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"strconv"
 
 	"github.com/orderflow/orderflow/internal/envelope"
@@ -97,7 +99,66 @@ func commitMicros(ev *envelope.Event) Micros { return Micros(ev.Source.TsMs * 10
 // ApplySide applies a dimension-topic event (customers, products, campaigns,
 // order_items) to the join state. Every instance applies every such event.
 func (s *State) ApplySide(table string, ev *envelope.Event) error {
-	id, ok := keyID(ev)
+	return s.applySide(table, ev, nil, nil)
+}
+
+// imageOf returns the raw JSON of the image ev leaves, when known.
+func imageOf(ev *envelope.Event, rawBefore, rawAfter []byte) []byte {
+	if ev.Op == envelope.OpDelete {
+		return rawBefore
+	}
+	return rawAfter
+}
+
+// eventID reads the primary key from the raw image or the decoded one.
+func eventID(ev *envelope.Event, raw []byte) (int64, bool) {
+	if raw != nil {
+		if id, ok := rawID(raw); ok {
+			return id, true
+		}
+	}
+	return keyID(ev)
+}
+
+// decoders from the raw image when known, else from the decoded map.
+func (s *State) customerOf(ev *envelope.Event, raw []byte, prev Customer) (Customer, error) {
+	if raw != nil {
+		return customerFromJSON(raw, prev)
+	}
+	return decodeCustomer(ev.Image(), prev)
+}
+
+func productOf(ev *envelope.Event, raw []byte, prev Product) (Product, error) {
+	if raw != nil {
+		return productFromJSON(raw, prev)
+	}
+	return decodeProduct(ev.Image(), prev)
+}
+
+func campaignOf(ev *envelope.Event, raw []byte, prev Campaign) (Campaign, error) {
+	if raw != nil {
+		return campaignFromJSON(raw, prev)
+	}
+	return decodeCampaign(ev.Image(), prev)
+}
+
+func orderOf(ev *envelope.Event, raw []byte, prev Order) (Order, error) {
+	if raw != nil {
+		return orderFromJSON(raw, prev)
+	}
+	return decodeOrder(ev.Image(), prev)
+}
+
+func itemOf(ev *envelope.Event, raw []byte, prev Item) (Item, error) {
+	if raw != nil {
+		return itemFromJSON(raw, prev)
+	}
+	return decodeItem(ev.Image(), prev)
+}
+
+func (s *State) applySide(table string, ev *envelope.Event, rawBefore, rawAfter []byte) error {
+	raw := imageOf(ev, rawBefore, rawAfter)
+	id, ok := eventID(ev, raw)
 	if !ok {
 		return poison(ReasonNoKey, fmt.Errorf("%s event without id", table))
 	}
@@ -105,7 +166,7 @@ func (s *State) ApplySide(table string, ev *envelope.Event) error {
 	switch table {
 	case TCustomers:
 		prev, _ := s.customers.before(id, lsn)
-		c, err := decodeCustomer(ev.Image(), prev.Row)
+		c, err := s.customerOf(ev, raw, prev.Row)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -114,7 +175,7 @@ func (s *State) ApplySide(table string, ev *envelope.Event) error {
 		s.repairCustomer(id)
 	case TProducts:
 		prev, _ := s.products.before(id, lsn)
-		p, err := decodeProduct(ev.Image(), prev.Row)
+		p, err := productOf(ev, raw, prev.Row)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -122,7 +183,7 @@ func (s *State) ApplySide(table string, ev *envelope.Event) error {
 		s.products.put(id, version[Product]{LSN: lsn, Ts: ts, Deleted: del, Row: p})
 	case TCampaigns:
 		prev, _ := s.campaigns.before(id, lsn)
-		c, err := decodeCampaign(ev.Image(), prev.Row)
+		c, err := campaignOf(ev, raw, prev.Row)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -130,7 +191,7 @@ func (s *State) ApplySide(table string, ev *envelope.Event) error {
 		s.campaigns.put(id, version[Campaign]{LSN: lsn, Ts: ts, Deleted: del, Row: c})
 	case TOrderItems:
 		prev, _ := s.items.latestBefore(id, lsn)
-		it, err := decodeItem(ev.Image(), prev.Row)
+		it, err := itemOf(ev, raw, prev.Row)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -237,7 +298,11 @@ func (s *State) Replay(r Rec) error { return s.applyGroup(nil, r, false) }
 
 func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 	ev := r.Event
-	id, ok := keyID(ev)
+	raw := imageOf(ev, r.rawBefore, r.rawAfter)
+	if ev.Image() != nil {
+		raw = nil // decoded maps given (e.g. by envelope.Decode): use them
+	}
+	id, ok := eventID(ev, raw)
 	if !ok {
 		return poison(ReasonNoKey, fmt.Errorf("%s event without id", r.Table))
 	}
@@ -247,11 +312,10 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 	if del {
 		dl = 1
 	}
-	img := ev.Image()
 	switch r.Table {
 	case TCustomers:
 		prev, _ := s.customers.before(id, lsn)
-		c, err := decodeCustomer(img, prev.Row)
+		c, err := s.customerOf(ev, raw, prev.Row)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -263,7 +327,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		}
 	case TProducts:
 		prev, _ := s.products.before(id, lsn)
-		p, err := decodeProduct(img, prev.Row)
+		p, err := productOf(ev, raw, prev.Row)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -273,7 +337,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		}
 	case TCampaigns:
 		prev, _ := s.campaigns.before(id, lsn)
-		c, err := decodeCampaign(img, prev.Row)
+		c, err := campaignOf(ev, raw, prev.Row)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -283,7 +347,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		}
 	case TOrderItems:
 		prev, _ := s.items.latestBefore(id, lsn)
-		it, err := decodeItem(img, prev.Row)
+		it, err := itemOf(ev, raw, prev.Row)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -297,7 +361,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		if st != nil {
 			prev = st.Order
 		}
-		o, err := decodeOrder(img, prev)
+		o, err := orderOf(ev, raw, prev)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -395,9 +459,11 @@ func changeLogRow(r Rec, id int64) []any {
 		before, after = rowJSON(ev.Before), rowJSON(ev.After)
 	}
 	h := fnv.New64a()
-	for _, s := range []string{r.Table, key, ev.Op, strconv.FormatUint(ev.Source.LSN, 10), before, after} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+	var lsn [9]byte
+	binary.BigEndian.PutUint64(lsn[:8], ev.Source.LSN)
+	for _, s := range []string{r.Table, key, ev.Op, string(lsn[:]), before, after} {
+		_, _ = io.WriteString(h, s)
+		_, _ = h.Write(lsn[8:])
 	}
 	return []any{r.Table, key, ev.Op, ev.Source.LSN, ev.Source.TxID, commitMicros(ev).NotNull(), before, after, h.Sum64()}
 }

@@ -84,17 +84,17 @@ func row(t *testing.T, b *Batch, table string, pick func(map[string]any) bool) m
 // reader first, then the group path.
 func dim(t *testing.T, s *State, b *Batch, table string, e *envelope.Event) {
 	t.Helper()
-	if err := s.ApplySide(table, e); err != nil {
+	if err := sideApply(s, table, e); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ApplyGroup(b, Rec{Table: table, Event: e}); err != nil {
+	if err := groupApply(s, b, table, e); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func fact(t *testing.T, s *State, b *Batch, e *envelope.Event) map[string]any {
 	t.Helper()
-	if err := s.ApplyGroup(b, Rec{Table: TOrders, Event: e}); err != nil {
+	if err := groupApply(s, b, TOrders, e); err != nil {
 		t.Fatal(err)
 	}
 	return row(t, b, OutCustomerOrders, nil)
@@ -162,7 +162,7 @@ func TestAsOfCustomerChangedLater(t *testing.T) {
 	s := NewState()
 	b := NewBatch()
 	dim(t, s, b, TCustomers, ev(TCustomers, "c", 10, nil, customer(1, "silver", "europe")))
-	if err := s.ApplySide(TCustomers, ev(TCustomers, "u", 30, nil, customer(1, "platinum", "asia_pacific"))); err != nil {
+	if err := sideApply(s, TCustomers, ev(TCustomers, "u", 30, nil, customer(1, "platinum", "asia_pacific"))); err != nil {
 		t.Fatal(err)
 	}
 	b.Reset()
@@ -195,7 +195,7 @@ func TestLateDimensionRepair(t *testing.T) {
 	if f["customer_segment"] != "" || f["customer_version"] != uint64(0) {
 		t.Fatalf("unknown customer: %v", f)
 	}
-	if err := s.ApplySide(TCustomers, ev(TCustomers, "c", 10, nil, customer(1, "gold", "europe"))); err != nil {
+	if err := sideApply(s, TCustomers, ev(TCustomers, "c", 10, nil, customer(1, "gold", "europe"))); err != nil {
 		t.Fatal(err)
 	}
 	b.Reset()
@@ -207,7 +207,7 @@ func TestLateDimensionRepair(t *testing.T) {
 		t.Fatalf("repaired: %v", f)
 	}
 	// a newer customer version (after placement) changes nothing
-	if err := s.ApplySide(TCustomers, ev(TCustomers, "u", 30, nil, customer(1, "bronze", "europe"))); err != nil {
+	if err := sideApply(s, TCustomers, ev(TCustomers, "u", 30, nil, customer(1, "bronze", "europe"))); err != nil {
 		t.Fatal(err)
 	}
 	b.Reset()
@@ -215,7 +215,7 @@ func TestLateDimensionRepair(t *testing.T) {
 		t.Fatalf("repairs after a later change: %d, want 0", n)
 	}
 	// an earlier-than-placement version that arrives late does
-	if err := s.ApplySide(TCustomers, ev(TCustomers, "u", 15, nil, customer(1, "silver", "europe"))); err != nil {
+	if err := sideApply(s, TCustomers, ev(TCustomers, "u", 15, nil, customer(1, "silver", "europe"))); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.DrainRepairs(b); n != 1 {
@@ -233,7 +233,7 @@ func TestStaleEventNeverOverwrites(t *testing.T) {
 	fact(t, s, b, ev(TOrders, "c", 20, nil, order(5, 1, "placed")))
 	fact(t, s, b, ev(TOrders, "u", 40, nil, order(5, 1, "shipped")))
 	b.Reset()
-	if err := s.ApplyGroup(b, Rec{Table: TOrders, Event: ev(TOrders, "u", 30, nil, order(5, 1, "paid"))}); err != nil {
+	if err := groupApply(s, b, TOrders, ev(TOrders, "u", 30, nil, order(5, 1, "paid"))); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(b.Table(OutCustomerOrders)); n != 0 {
@@ -296,7 +296,7 @@ func TestPoison(t *testing.T) {
 	b := NewBatch()
 	bad := order(5, 1, "placed")
 	bad["total"] = "not-a-number"
-	err := s.ApplyGroup(b, Rec{Table: TOrders, Event: ev(TOrders, "c", 20, nil, bad)})
+	err := groupApply(s, b, TOrders, ev(TOrders, "c", 20, nil, bad))
 	if reason, ok := IsPoison(err); !ok || reason != ReasonColumn {
 		t.Fatalf("err %v: reason %q", err, reason)
 	}
@@ -348,14 +348,14 @@ func TestLateItemRepair(t *testing.T) {
 	s := NewState()
 	b := NewBatch()
 	dim(t, s, b, TCustomers, ev(TCustomers, "c", 10, nil, customer(1, "gold", "europe")))
-	if err := s.ApplySide(TOrderItems, ev(TOrderItems, "c", 20, nil, item(101, 5, 7, 2, "10.00"))); err != nil {
+	if err := sideApply(s, TOrderItems, ev(TOrderItems, "c", 20, nil, item(101, 5, 7, 2, "10.00"))); err != nil {
 		t.Fatal(err)
 	}
 	b.Reset()
 	if f := fact(t, s, b, ev(TOrders, "c", 20, nil, order(5, 1, "placed"))); f["item_count"] != uint32(1) {
 		t.Fatalf("item_count %v, want 1", f["item_count"])
 	}
-	if err := s.ApplySide(TOrderItems, ev(TOrderItems, "c", 20, nil, item(102, 5, 7, 1, "10.00"))); err != nil {
+	if err := sideApply(s, TOrderItems, ev(TOrderItems, "c", 20, nil, item(102, 5, 7, 1, "10.00"))); err != nil {
 		t.Fatal(err)
 	}
 	b.Reset()
@@ -366,17 +366,59 @@ func TestLateItemRepair(t *testing.T) {
 		t.Fatalf("repaired: %v", f)
 	}
 	// an item-only change after the order's event is not a repair
-	if err := s.ApplySide(TOrderItems, ev(TOrderItems, "u", 30, nil, item(102, 5, 7, 5, "10.00"))); err != nil {
+	if err := sideApply(s, TOrderItems, ev(TOrderItems, "u", 30, nil, item(102, 5, 7, 5, "10.00"))); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.DrainRepairs(b); n != 0 {
 		t.Fatalf("repairs after an item-only change %d, want 0", n)
 	}
 	// a redelivered item already included is not a repair either
-	if err := s.ApplySide(TOrderItems, ev(TOrderItems, "c", 20, nil, item(101, 5, 7, 2, "10.00"))); err != nil {
+	if err := sideApply(s, TOrderItems, ev(TOrderItems, "c", 20, nil, item(101, 5, 7, 2, "10.00"))); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.DrainRepairs(b); n != 0 {
 		t.Fatalf("repairs after a redelivered item %d, want 0", n)
+	}
+}
+
+// lazy makes the helpers feed events the way the transformer does: encoded,
+// then decoded without maps, the images decoded straight into the structs.
+var lazy bool
+
+func lazyEvent(e *envelope.Event) (*envelope.Event, []byte, []byte) {
+	if !lazy {
+		return e, nil, nil
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		panic(err)
+	}
+	le, rb, ra, err := decodeEventLazy(v)
+	if err != nil {
+		panic(err)
+	}
+	return le, rb, ra
+}
+
+func sideApply(s *State, table string, e *envelope.Event) error {
+	le, rb, ra := lazyEvent(e)
+	return s.applySide(table, le, rb, ra)
+}
+
+func groupApply(s *State, b *Batch, table string, e *envelope.Event) error {
+	le, rb, ra := lazyEvent(e)
+	return s.ApplyGroup(b, Rec{Table: table, Event: le, rawBefore: rb, rawAfter: ra})
+}
+
+// TestCoreLazy runs the core tests on the transformer's decoding path.
+func TestCoreLazy(t *testing.T) {
+	lazy = true
+	defer func() { lazy = false }()
+	for name, f := range map[string]func(*testing.T){
+		"FactLifecycle": TestFactLifecycle, "AsOfCustomerChangedLater": TestAsOfCustomerChangedLater,
+		"LateDimensionRepair": TestLateDimensionRepair, "StaleEventNeverOverwrites": TestStaleEventNeverOverwrites,
+		"ToastCarriedForward": TestToastCarriedForward, "Poison": TestPoison, "BatchWrite": TestBatchWrite, "LateItemRepair": TestLateItemRepair,
+	} {
+		t.Run(name, f)
 	}
 }

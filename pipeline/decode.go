@@ -35,7 +35,7 @@ func decodeEvent(value []byte) (ev *envelope.Event, before, after []byte, err er
 	if len(bytes.TrimSpace(value)) == 0 {
 		return nil, nil, nil, nil
 	}
-	ev, before, after, err = decodeFast(value)
+	ev, before, after, err = decodeFast(value, true)
 	if err == nil {
 		return ev, before, after, nil
 	}
@@ -43,7 +43,22 @@ func decodeEvent(value []byte) (ev *envelope.Event, before, after []byte, err er
 	return ev, nil, nil, err
 }
 
-func decodeFast(value []byte) (*envelope.Event, []byte, []byte, error) {
+// decodeEventLazy is decodeEvent without building the images' maps on the
+// fast path (Before/After stay nil; the raw images are returned and decoded
+// straight into the table structs by the core).
+func decodeEventLazy(value []byte) (ev *envelope.Event, before, after []byte, err error) {
+	if len(bytes.TrimSpace(value)) == 0 {
+		return nil, nil, nil, nil
+	}
+	ev, before, after, err = decodeFast(value, false)
+	if err == nil {
+		return ev, before, after, nil
+	}
+	ev, err = envelope.Decode(value)
+	return ev, nil, nil, err
+}
+
+func decodeFast(value []byte, maps bool) (*envelope.Event, []byte, []byte, error) {
 	var e envelope.Event
 	var before, after []byte
 	d := jx.DecodeBytes(value)
@@ -56,6 +71,14 @@ func decodeFast(value []byte) (*envelope.Event, []byte, []byte, error) {
 			raw, err := d.Raw()
 			if err != nil {
 				return err
+			}
+			if !maps {
+				if key[0] == 'b' {
+					before = raw
+				} else {
+					after = raw
+				}
+				return nil
 			}
 			row, err := decodeRow(raw)
 			if err != nil {
@@ -127,11 +150,11 @@ func decodeFast(value []byte) (*envelope.Event, []byte, []byte, error) {
 	}
 	switch e.Op {
 	case envelope.OpCreate, envelope.OpRead, envelope.OpUpdate:
-		if e.After == nil {
+		if e.After == nil && after == nil {
 			return nil, nil, nil, errSlowPath
 		}
 	case envelope.OpDelete:
-		if e.Before == nil {
+		if e.Before == nil && before == nil {
 			return nil, nil, nil, errSlowPath
 		}
 	default:

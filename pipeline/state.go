@@ -1,6 +1,10 @@
 package pipeline
 
-import "sort"
+import (
+	"cmp"
+	"slices"
+	"sort"
+)
 
 // version is one state of a row, valid from the commit LSN that produced it.
 type version[T any] struct {
@@ -165,7 +169,7 @@ func (s *items) asOf(oid int64, lsn uint64) []version[Item] {
 			out[j] = v
 		}
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Row.ID < out[b].Row.ID })
+	slices.SortFunc(out, func(a, b version[Item]) int { return cmp.Compare(a.Row.ID, b.Row.ID) })
 	return out
 }
 

@@ -359,11 +359,11 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 			if r.Attrs.IsControl() || len(r.Value) == 0 {
 				return
 			}
-			ev, _, _, err := decodeEvent(r.Value)
+			ev, rawBefore, rawAfter, err := decodeEventLazy(r.Value)
 			if err != nil || ev == nil {
 				return // the group path sends it to the DLQ
 			}
-			if err := t.state.ApplySide(t.topic[r.Topic], ev); err != nil {
+			if err := t.state.applySide(t.topic[r.Topic], ev, rawBefore, rawAfter); err != nil {
 				t.log.Debug("side event not applied", "topic", r.Topic, "offset", r.Offset, "err", err)
 			}
 		})
@@ -416,7 +416,7 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record) error {
 	if len(r.Value) == 0 {
 		return nil // tombstone
 	}
-	ev, rawBefore, rawAfter, err := decodeEvent(r.Value)
+	ev, rawBefore, rawAfter, err := decodeEventLazy(r.Value)
 	if err == nil && ev == nil {
 		return nil
 	}
@@ -500,7 +500,11 @@ func (t *Transformer) startFlush(ctx context.Context) error {
 	t.inflight = f
 	go func() {
 		defer close(f.done)
-		f.err = t.writeAndCommit(ctx, b, offs)
+		// A shutdown lets the write in flight finish (bounded), so the
+		// final flush can follow it instead of abandoning both.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		f.err = t.writeAndCommit(wctx, b, offs)
 		t.spare <- b
 	}()
 	return nil

@@ -138,6 +138,16 @@ var syms struct {
 	strs []string
 }
 
+func symOfBytes(b []byte) Sym {
+	syms.RLock()
+	id, ok := syms.ids[string(b)]
+	syms.RUnlock()
+	if ok {
+		return id
+	}
+	return symOf(string(b))
+}
+
 func symOf(s string) Sym {
 	syms.RLock()
 	id, ok := syms.ids[s]
