@@ -25,9 +25,11 @@
 // up to their last stable offsets (a barrier), so every dimension change
 // committed before a fact event is in state. A fact's customer and campaign
 // are the versions in force at the order's INSERT LSN; items and products are
-// as of the order event's LSN. Should a dimension event still arrive after the
-// fact was written (a producer that does not honour the order above), the
-// affected facts are re-derived: no fact keeps "unknown" or stale attributes.
+// as of the order event's LSN. Should a customer event, or an item committed
+// at or before the order event, still arrive after the fact was written (a
+// producer that does not honour the order above, a barrier that gave up), the
+// affected owned facts are re-derived: no fact keeps "unknown" or stale
+// attributes.
 //
 // Emits: rows with _version = the commit LSN of the change (facts: of the
 // order event; every item version used is at or below it) and _is_deleted;
@@ -43,9 +45,18 @@
 // A poison event goes to <prefix>.dlq (headers: reason, error, source
 // topic/partition/offset) before its offset is committed; the stream goes on.
 //
+// Decoding: one pass over the record (go-faster/jx), row images decoded
+// straight into compact typed structs (low-cardinality text as 4-byte
+// symbols); Debezium's schema wrapper and TOAST placeholder are handled as in
+// package envelope.
+//
 // Known limits: item changes in a transaction that does not also touch the
 // order row reach raw_order_items and change_log at once but the fact and the
 // lines only with the order's next event (the API writes items only with the
 // order's INSERT). State is in memory: every version of every customer,
-// product, campaign and item, and the orders of the owned partitions.
+// product, campaign and item, and the orders of the owned partitions (1M
+// customers ≈ 255 MiB live heap). State restore reads the table topics from
+// their start, so they need unlimited retention (retention.ms=-1, as the local
+// stack's broker sets); with compaction or time retention, history older than
+// the log is missing and as-of falls back to the oldest version kept.
 package pipeline

@@ -329,8 +329,29 @@ func TestEndToEndFacts(t *testing.T) {
 	s := newStream(t, 3)
 	e := openDB(t)
 	workload(s)
-	stop := runTransformer(t, s, e, testenv.Name("g"), prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	stop := runTransformer(t, s, e, testenv.Name("g"), reg)
 	waitEvents(t, e, s.events)
+	lag := func() (float64, bool) {
+		mfs, _ := reg.Gather()
+		sum, found := 0.0, false
+		for _, mf := range mfs {
+			if mf.GetName() == "orderflow_transform_consumer_lag" {
+				for _, m := range mf.GetMetric() {
+					sum += m.GetGauge().GetValue()
+					found = true
+				}
+			}
+		}
+		return sum, found
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for v, ok := lag(); (!ok || v != 0) && time.Now().Before(deadline); v, ok = lag() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if v, ok := lag(); !ok || v != 0 {
+		t.Errorf("consumer lag %v (exported %v) once caught up, want 0", v, ok)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

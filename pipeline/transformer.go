@@ -183,6 +183,7 @@ func (t *Transformer) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.KeepControlRecords(), // commit past transaction markers: lag 0 when caught up
 		kgo.FetchMaxBytes(t.cfg.FetchMaxBytes),
 		kgo.AdjustFetchOffsetsFn(t.adjustOffsets),
 		kgo.OnPartitionsRevoked(t.onRevoked),
@@ -413,8 +414,8 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record) error {
 		delete(t.resume, k)
 		t.state.SetQuiet(r.Partition, false)
 	}
-	if len(r.Value) == 0 {
-		return nil // tombstone
+	if len(r.Value) == 0 || r.Attrs.IsControl() {
+		return nil // tombstone or transaction marker
 	}
 	ev, rawBefore, rawAfter, err := decodeEventLazy(r.Value)
 	if err == nil && ev == nil {

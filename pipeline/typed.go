@@ -149,12 +149,18 @@ func fields(raw []byte, set func(col []byte, v jv) error) error {
 	d := jx.GetDecoder()
 	defer jx.PutDecoder(d)
 	d.ResetBytes(raw)
-	return d.ObjBytes(func(d *jx.Decoder, key []byte) error {
+	var colErr error
+	err := d.ObjBytes(func(d *jx.Decoder, key []byte) error {
 		if err := set(key, jv{d}); err != nil && !errors.Is(err, errAbsent) {
-			return fmt.Errorf("column %s: %w", key, err)
+			colErr = fmt.Errorf("column %s: %w", key, err)
+			return colErr
 		}
 		return nil
 	})
+	if colErr != nil {
+		return colErr // without the decoder's "callback:" wrapping
+	}
+	return err
 }
 
 func setInt(p *int64) func(int64, bool, error) error {
