@@ -595,3 +595,41 @@ func TestDatabaseDown(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotentReplayEveryCommand: for every mutating command, a retry with
+// the same Idempotency-Key returns the first answer and changes no row.
+func TestIdempotentReplayEveryCommand(t *testing.T) {
+	f := newFixture(t, "")
+	f.seed()
+	f.mustDo(201, "POST", "/v1/orders", `{"customer_id":1,"items":[{"product_id":1,"quantity":1}]}`) // order 1
+	f.mustDo(201, "POST", "/v1/orders", `{"customer_id":1,"items":[{"product_id":1,"quantity":1}]}`) // order 2
+	steps := []struct{ method, path, body string }{
+		{"POST", "/v1/customers", `{"name":"Lin","email":"lin@example.com","segment":"silver","region":"asia_pacific","country":"SG","city":"Singapore"}`},
+		{"PATCH", "/v1/customers/1", `{"segment":"platinum"}`},
+		{"POST", "/v1/products", `{"sku":"NEW-1","name":"New","category":"c","price":"1.50"}`},
+		{"POST", "/v1/campaigns", `{"code":"NEW1","name":"n","starts_at":"2025-06-01T00:00:00Z","ends_at":"2025-06-30T00:00:00Z","discount_percent":"7.5"}`},
+		{"POST", "/v1/orders", `{"customer_id":2,"campaign_code":"SUMMER15","items":[{"product_id":2,"quantity":4}]}`},
+		{"POST", "/v1/orders/1/pay", ``},
+		{"POST", "/v1/orders/1/ship", ``},
+		{"POST", "/v1/orders/1/deliver", ``},
+		{"POST", "/v1/orders/1/refund", `{}`},
+		{"POST", "/v1/orders/2/cancel", ``},
+	}
+	for i, st := range steps {
+		t.Run(st.method+" "+st.path, func(t *testing.T) {
+			key := fmt.Sprintf("replay-%d", i)
+			first := f.do(st.method, st.path, st.body, "Idempotency-Key", key)
+			if first.Status >= 300 {
+				t.Fatalf("first: %d %s", first.Status, first.Body)
+			}
+			before := f.snapshot()
+			again := f.do(st.method, st.path, st.body, "Idempotency-Key", key)
+			if again.Status != first.Status || !bytes.Equal(again.Body, first.Body) || again.Header.Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("retry answered %d %s (replayed=%q), first %d %s", again.Status, again.Body, again.Header.Get("Idempotent-Replayed"), first.Status, first.Body)
+			}
+			if after := f.snapshot(); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Fatalf("retry changed rows:\n%v\n%v", before, after)
+			}
+		})
+	}
+}
