@@ -459,8 +459,8 @@ func (g *Generator) newOrder() Event {
 	cs := &g.custs[cust]
 	cs.orders++
 	// Loyal customers climb the tiers.
-	if cs.orders == 3 || cs.orders == 8 || cs.orders == 20 {
-		if r.Float64() < 0.6 {
+	if cs.orders == 4 || cs.orders == 12 || cs.orders == 30 {
+		if r.Float64() < 0.35 {
 			g.schedule(Event{Kind: KCustomerUpdate, At: after(at, hour+r.Float64()*3*day), Customer: cust, Patch: &Patch{}})
 		}
 	}
