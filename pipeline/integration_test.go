@@ -430,8 +430,9 @@ func TestTwoInstancesSameAsOne(t *testing.T) {
 	for i := int64(1); i <= 20; i++ {
 		s.tx(ins(TCustomers, customer(i, []string{"bronze", "silver", "gold"}[i%3], "europe")), ins(TProducts, product(100+i, fmt.Sprint("P", i))))
 	}
-	stopA := runTransformer(t, s, &lockedWriter{w: two}, "two-"+s.prefix, nil)
-	stopB := runTransformer(t, s, &lockedWriter{w: two}, "two-"+s.prefix, nil)
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	stopA := runTransformer(t, s, &lockedWriter{w: two}, "two-"+s.prefix, regA)
+	stopB := runTransformer(t, s, &lockedWriter{w: two}, "two-"+s.prefix, regB)
 	for i := int64(1); i <= 200; i++ {
 		cust := 1 + i%20
 		s.tx(ins(TOrders, order(1000+i, cust, "placed")), ins(TOrderItems, item(5000+i, 1000+i, 100+1+i%20, int(1+i%4), "10.00")))
@@ -451,6 +452,21 @@ func TestTwoInstancesSameAsOne(t *testing.T) {
 	}
 	if err := stopB(); err != nil {
 		t.Fatal(err)
+	}
+	for name, reg := range map[string]*prometheus.Registry{"A": regA, "B": regB} {
+		n := 0.0
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "orderflow_transform_events_total" {
+				for _, m := range mf.GetMetric() {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Logf("instance %s applied %v events", name, n)
+		if n == 0 {
+			t.Errorf("instance %s applied no events: the group did not split the work", name)
+		}
 	}
 	stop := runTransformer(t, s, one, "one-"+s.prefix, nil)
 	waitEvents(t, one, s.events)

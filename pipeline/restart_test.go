@@ -140,3 +140,61 @@ func TestCrashMidFlush(t *testing.T) {
 		t.Errorf("customer_orders FINAL: %s, want [[182 0]]", got)
 	}
 }
+
+// TestRebalanceMidStream: of two transformers in one group, one leaves
+// mid-stream; the other takes over its partitions (rebuilding the order
+// state of the orders partitions it gains) and the tables end equal to a
+// single transformer's.
+func TestRebalanceMidStream(t *testing.T) {
+	s := newStream(t, 4)
+	one, two := openDB(t), openDB(t)
+	for i := int64(1); i <= 10; i++ {
+		s.tx(ins(TCustomers, customer(i, "silver", "europe")), ins(TProducts, product(100+i, fmt.Sprint("P", i))))
+	}
+	publish := func(from, to int64) {
+		for i := from; i <= to; i++ {
+			cust := 1 + i%10
+			s.tx(ins(TOrders, order(i, cust, "placed")), ins(TOrderItems, item(10*i, i, 101+i%10, 1, "10.00")))
+			if i%4 == 0 {
+				s.tx(upd(TCustomers, customer(cust, "gold", "asia_pacific")))
+			}
+		}
+	}
+	update := func(from, to int64) {
+		for i := from; i <= to; i++ {
+			cust := 1 + i%10
+			switch i % 3 {
+			case 0:
+				s.tx(upd(TOrders, order(i, cust, "paid")))
+			case 1:
+				s.tx(del(TOrderItems, 10*i), del(TOrders, i))
+			}
+		}
+	}
+	w := &lockedWriter{w: two}
+	group := "rb-" + s.prefix
+	stopA := runTransformer(t, s, w, group, nil)
+	stopB := runTransformer(t, s, w, group, nil)
+	publish(1, 60)
+	waitEvents(t, two, s.events)
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	update(1, 60) // B's orders now belong to A, which must know them
+	publish(61, 80)
+	waitEvents(t, two, s.events)
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+	stop := runTransformer(t, s, one, "one-"+s.prefix, nil)
+	waitEvents(t, one, s.events)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := snapshot(t, one), snapshot(t, two); a != b {
+		t.Errorf("after a rebalance the tables differ from one transformer's:\n--- one\n%s\n--- two\n%s", a, b)
+	}
+	if got := fmt.Sprint(query(t, two, "SELECT count(), countIf(status = 'paid') FROM customer_orders FINAL")); got != "[[60 20]]" {
+		t.Errorf("customer_orders FINAL: %s, want [[60 20]] (80 orders, 20 deleted, 20 paid)", got)
+	}
+}
