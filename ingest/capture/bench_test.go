@@ -30,6 +30,10 @@ func TestBenchDrainBacklog(t *testing.T) {
 	}
 	e.exec("CREATE PUBLICATION "+e.pub+" FOR TABLES IN SCHEMA public",
 		"SELECT pg_create_logical_replication_slot('"+e.slot+"', 'pgoutput')")
+	var walStart string
+	if err := e.admin.QueryRow(ctx, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", e.slot).Scan(&walStart); err != nil {
+		t.Fatal(err)
+	}
 
 	const (
 		customers = 200000
@@ -97,6 +101,11 @@ func TestBenchDrainBacklog(t *testing.T) {
 		b, _ := os.ReadFile(logf.Name())
 		t.Fatalf("events_total = %v, want %d\n%s", n, total, b)
 	}
+	// The walsender decodes all WAL of the cluster, including what other
+	// databases wrote meanwhile; say how much that was.
+	var walBytes int64
+	_ = e.admin.QueryRow(ctx, "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, $2::pg_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1", e.slot, walStart).Scan(&walBytes)
+	t.Logf("WAL decoded by the slot: %.0f MiB", float64(walBytes)/(1<<20))
 	t.Logf("BENCH drain: %d changes in %s = %.0f events/s (peak RSS %.0f MiB)", total, elapsed.Round(time.Millisecond),
 		float64(total)/elapsed.Seconds(), float64(peak)/(1<<20))
 }

@@ -393,6 +393,7 @@ func (c *Capture) ensureSlot(ctx context.Context, meta *pgx.Conn, repl *pgconn.P
 	err := meta.QueryRow(ctx, "SELECT coalesce(database, ''), coalesce(plugin, '') FROM pg_replication_slots WHERE slot_name = $1", c.opts.Postgres.Slot).Scan(&slotDB, &plugin)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
+		c.log.Info("creating replication slot (waits for transactions running in the cluster to end)")
 		res, err := pglogrepl.CreateReplicationSlot(ctx, repl, c.opts.Postgres.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
 		if err != nil {
 			var pe *pgconn.PgError

@@ -457,3 +457,66 @@ func TestCaptureLeastPrivilegeRole(t *testing.T) {
 		t.Fatal("capture role could delete rows")
 	}
 }
+
+// TestCaptureStreamedSavepointsAndAbort: with a tiny
+// logical_decoding_work_mem PostgreSQL streams every transaction before it
+// commits; a rolled-back savepoint's rows and a rolled-back transaction's rows
+// never reach Kafka, the rest does, once.
+func TestCaptureStreamedSavepointsAndAbort(t *testing.T) {
+	e := newITEnv(t)
+	e.exec("CREATE TABLE s (id bigint PRIMARY KEY, payload text NOT NULL)")
+	o := e.options()
+	o.DecodingWorkMem = "64kB"
+	_, reg := e.start(o)
+	ctx := context.Background()
+	ins := func(tx pgx.Tx, lo, hi int) {
+		t.Helper()
+		execTx(t, tx, "INSERT INTO s SELECT g, repeat(md5(g::text), 6) FROM generate_series($1::int, $2::int) g", lo, hi)
+	}
+	// Rolled back entirely.
+	tx, err := e.admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins(tx, 100001, 103000)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Committed, with a rolled-back savepoint (and a nested one inside it).
+	tx, err = e.admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins(tx, 1, 2000)
+	execTx(t, tx, "SAVEPOINT a")
+	ins(tx, 2001, 3000)
+	execTx(t, tx, "SAVEPOINT b")
+	ins(tx, 3001, 4000)
+	execTx(t, tx, "ROLLBACK TO SAVEPOINT a")
+	ins(tx, 4001, 5000)
+	execTx(t, tx, "SAVEPOINT c")
+	ins(tx, 5001, 5500)
+	execTx(t, tx, "RELEASE SAVEPOINT c")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFlushed(60 * time.Second)
+	seen := map[int64]int{}
+	for _, r := range e.committed(e.topic("s")) {
+		seen[idOf(t, string(r.Key))]++
+	}
+	for id, n := range seen {
+		if n != 1 || id > 5500 || (id > 2000 && id <= 4000) {
+			t.Fatalf("id %d seen %d times", id, n)
+		}
+	}
+	if len(seen) != 2000+1000+500 {
+		t.Fatalf("%d rows captured, want 3500", len(seen))
+	}
+	if n := counterValue(t, reg, "orderflow_capture_streamed_transactions_total", nil); n != 1 {
+		t.Fatalf("streamed_transactions_total = %v, want 1 (the committed one)", n)
+	}
+	if n := counterValue(t, reg, "orderflow_capture_stream_chunks_total", nil); n < 2 {
+		t.Fatalf("stream_chunks_total = %v: PostgreSQL did not stream", n)
+	}
+}

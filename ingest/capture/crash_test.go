@@ -146,7 +146,7 @@ func TestCaptureCrashExactlyOnce(t *testing.T) {
 	}()
 
 	p := e.startProc(logf)
-	p.waitReady(t, 30*time.Second) // the slot exists: every later commit is captured
+	p.waitReady(t, 2*time.Minute) // the slot exists: every later commit is captured
 	stop := make(chan struct{})
 	var (
 		wg      sync.WaitGroup
@@ -245,7 +245,7 @@ func TestCaptureLargeTransactionStreamed(t *testing.T) {
 		}
 	}()
 	p := e.startProc(logf)
-	p.waitReady(t, 30*time.Second)
+	p.waitReady(t, 2*time.Minute)
 	start := time.Now()
 	// An interleaved small transaction commits while the big one is open.
 	ctx := context.Background()

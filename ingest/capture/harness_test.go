@@ -92,7 +92,8 @@ func (e *itEnv) start(o Options) (*Capture, *prometheus.Registry) {
 			e.t.Errorf("capture.Run: %v", err)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	// Creating a slot waits for every transaction running in the cluster.
+	deadline := time.Now().Add(2 * time.Minute)
 	for !c.Ready() {
 		select {
 		case err := <-done:
@@ -100,7 +101,7 @@ func (e *itEnv) start(o Options) (*Capture, *prometheus.Registry) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatal("capture not ready after 30s")
+			e.t.Fatal("capture not ready after 2m")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
