@@ -121,14 +121,14 @@ func TestReportsMatchPostgresOracle(t *testing.T) {
 			}
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); !capt.Ready(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); !capt.Ready(); time.Sleep(20 * time.Millisecond) {
 		select {
 		case err := <-capDone:
 			t.Fatalf("capture stopped: %v", err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("capture not streaming after 30s")
+			t.Fatal("capture not streaming after 90s (creating a slot waits for every open transaction on the server)")
 		}
 	}
 
