@@ -287,6 +287,8 @@ func TestBadInput(t *testing.T) {
 		{"missing customer_id", "POST", "/v1/orders", `{"items":[{"product_id":1,"quantity":1}]}`, nil, 422, TypeValidation, "/customer_id", "required"},
 		{"missing items", "POST", "/v1/orders", `{"customer_id":1}`, nil, 422, TypeValidation, "/items", "required"},
 		{"empty items", "POST", "/v1/orders", `{"customer_id":1,"items":[]}`, nil, 422, TypeValidation, "/items", "length"},
+		{"too many items", "POST", "/v1/orders", order(strings.TrimSuffix(strings.Repeat(`{"product_id":1,"quantity":1},`, 101), ",")), nil, 422, TypeValidation, "/items", "length"},
+		{"customer_id overflow", "POST", "/v1/orders", `{"customer_id":1e30,"items":[{"product_id":1,"quantity":1}]}`, nil, 422, TypeValidation, "/customer_id", "type"},
 		{"missing quantity", "POST", "/v1/orders", order(`{"product_id":1}`), nil, 422, TypeValidation, "/items/0/quantity", "required"},
 		{"zero quantity", "POST", "/v1/orders", order(`{"product_id":1,"quantity":0}`), nil, 422, TypeValidation, "/items/0/quantity", "range"},
 		{"negative quantity", "POST", "/v1/orders", order(`{"product_id":2,"quantity":1},{"product_id":1,"quantity":-3}`), nil, 422, TypeValidation, "/items/1/quantity", "range"},
