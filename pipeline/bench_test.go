@@ -135,10 +135,13 @@ func BenchmarkDrain(b *testing.B) {
 	b.Logf("backlog: %d events produced in %.1fs", s.events, time.Since(start).Seconds())
 	for i := 0; i < b.N; i++ {
 		e := openDB(b)
+		reg := prometheus.NewRegistry()
+		par := envInt("ORDERFLOW_BENCH_INSERTERS", 1)
+		w := benchWriter(b, e, par)
 		var facts, rows, clog, firstFlush atomic.Int64
 		done := make(chan struct{})
 		var once sync.Once
-		tr, err := New(Config{Brokers: s.brokers, TopicPrefix: s.prefix, Group: testenv.Name("bench"),
+		tr, err := New(Config{Brokers: s.brokers, TopicPrefix: s.prefix, Group: testenv.Name("bench"), InsertParallelism: par,
 			onFlush: func(_ []Micros, byTable map[string]int, at time.Time) {
 				firstFlush.CompareAndSwap(0, at.UnixNano())
 				for t, c := range byTable {
@@ -150,7 +153,7 @@ func BenchmarkDrain(b *testing.B) {
 				if clog.Add(int64(byTable[OutChangeLog])) >= int64(s.events) {
 					once.Do(func() { close(done) })
 				}
-			}}, e, prometheus.NewRegistry(), nil)
+			}}, w, reg, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -176,6 +179,8 @@ func BenchmarkDrain(b *testing.B) {
 		steady := time.Since(time.Unix(0, firstFlush.Load()))
 		b.ReportMetric(float64(s.events)/steady.Seconds(), "events/s_after_join")
 		b.Logf("after the first flush (state loaded, group joined): %.2fs", steady.Seconds())
+		logHist(b, reg, "orderflow_transform_flush_seconds")
+		logHist(b, reg, "orderflow_transform_batch_rows")
 		b.Logf("drained %d events into %d rows (%d customer_orders) in %.2fs (state load included)", s.events, rows.Load(), facts.Load(), el.Seconds())
 	}
 }
@@ -197,19 +202,7 @@ func BenchmarkFreshness(b *testing.B) {
 		var lat []float64
 		reg := prometheus.NewRegistry()
 		par := envInt("ORDERFLOW_BENCH_INSERTERS", 1)
-		var w Writer = e
-		if par > 1 {
-			ws := []Writer{e}
-			for j := 1; j < par; j++ {
-				e2, err := chdb.Open(context.Background(), chdb.Options{Lib: testenv.ChdbLib(b), Path: chdbDir, Database: e.Database()})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer e2.Close()
-				ws = append(ws, e2)
-			}
-			w = Pool(ws...)
-		}
+		w := benchWriter(b, e, par)
 		tr, err := New(Config{Brokers: s.brokers, TopicPrefix: s.prefix, Group: testenv.Name("bench"), InsertParallelism: par,
 			onFlush: func(commits []Micros, _ map[string]int, at time.Time) {
 				mu.Lock()
@@ -343,4 +336,22 @@ func BenchmarkCore(b *testing.B) {
 			bt.Reset()
 		}
 	}
+}
+
+// benchWriter is e, or a pool of par connections to e's database
+// (ORDERFLOW_BENCH_INSERTERS) for parallel table inserts.
+func benchWriter(b *testing.B, e *chdb.Engine, par int) Writer {
+	if par <= 1 {
+		return e
+	}
+	ws := []Writer{e}
+	for j := 1; j < par; j++ {
+		e2, err := chdb.Open(context.Background(), chdb.Options{Lib: testenv.ChdbLib(b), Path: chdbDir, Database: e.Database()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = e2.Close() })
+		ws = append(ws, e2)
+	}
+	return Pool(ws...)
 }
