@@ -367,36 +367,35 @@ func utcp(t *time.Time) *time.Time {
 	return &u
 }
 
-func scanOrder(row pgx.Row) (Order, error) {
-	var o Order
-	err := row.Scan(&o.ID, &o.CustomerID, &o.CampaignID, &o.Status, &o.Currency, &o.Subtotal, &o.Discount, &o.Total,
-		&o.PlacedAt, &o.PaidAt, &o.ShippedAt, &o.DeliveredAt, &o.CancelledAt, &o.RefundedAt, &o.CreatedAt, &o.UpdatedAt)
+// orderItemCols are the item columns joined to orderCols (i.*, possibly NULL).
+const orderItemCols = `i.id, i.line_no, i.product_id, i.quantity, (i.unit_price * 100)::bigint, (i.discount * 100)::bigint`
+
+// collectOrder reads rows of orderCols + orderItemCols (one row per item,
+// items in line order) into one order; found is false when there is no row.
+func collectOrder(rows pgx.Rows) (o Order, found bool, err error) {
+	defer rows.Close()
+	o.Items = []OrderItem{}
+	for rows.Next() {
+		var itemID, productID, qty, price, disc *int64
+		var lineNo *int
+		if err := rows.Scan(&o.ID, &o.CustomerID, &o.CampaignID, &o.Status, &o.Currency, &o.Subtotal, &o.Discount, &o.Total,
+			&o.PlacedAt, &o.PaidAt, &o.ShippedAt, &o.DeliveredAt, &o.CancelledAt, &o.RefundedAt, &o.CreatedAt, &o.UpdatedAt,
+			&itemID, &lineNo, &productID, &qty, &price, &disc); err != nil {
+			return Order{}, false, err
+		}
+		found = true
+		if itemID != nil {
+			it := OrderItem{ID: *itemID, LineNo: *lineNo, ProductID: *productID, Quantity: *qty, UnitPrice: domain.Money(*price), Discount: domain.Money(*disc)}
+			it.LineTotal = it.UnitPrice*domain.Money(it.Quantity) - it.Discount
+			o.Items = append(o.Items, it)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Order{}, false, err
+	}
 	o.PlacedAt, o.CreatedAt, o.UpdatedAt = o.PlacedAt.UTC(), o.CreatedAt.UTC(), o.UpdatedAt.UTC()
 	o.PaidAt, o.ShippedAt, o.DeliveredAt, o.CancelledAt, o.RefundedAt = utcp(o.PaidAt), utcp(o.ShippedAt), utcp(o.DeliveredAt), utcp(o.CancelledAt), utcp(o.RefundedAt)
-	return o, err
-}
-
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-func loadItems(ctx context.Context, q querier, o *Order) error {
-	rows, err := q.Query(ctx, `SELECT id, line_no, product_id, quantity, (unit_price * 100)::bigint, (discount * 100)::bigint
-		FROM order_items WHERE order_id = $1 ORDER BY line_no`, o.ID)
-	if err != nil {
-		return fmt.Errorf("load order items: %w", err)
-	}
-	o.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (OrderItem, error) {
-		var it OrderItem
-		err := row.Scan(&it.ID, &it.LineNo, &it.ProductID, &it.Quantity, &it.UnitPrice, &it.Discount)
-		it.LineTotal = it.UnitPrice*domain.Money(it.Quantity) - it.Discount
-		return it, err
-	})
-	if err != nil {
-		return fmt.Errorf("load order items: %w", err)
-	}
-	return nil
+	return o, found, nil
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
@@ -405,16 +404,19 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	o, err := scanOrder(s.pool.QueryRow(r.Context(), `SELECT `+orderCols+` FROM orders WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		writeProblem(w, r, problem(404, TypeNotFound, fmt.Sprintf("no order with id %d", id)))
-		return
-	}
+	rows, err := s.pool.Query(r.Context(), `SELECT `+prefixed("o", orderCols)+`, `+orderItemCols+`
+		FROM orders o LEFT JOIN order_items i ON i.order_id = o.id WHERE o.id = $1 ORDER BY i.line_no`, id)
+	var o Order
+	found := false
 	if err == nil {
-		err = loadItems(r.Context(), s.pool, &o)
+		o, found, err = collectOrder(rows)
 	}
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if !found {
+		writeProblem(w, r, problem(404, TypeNotFound, fmt.Sprintf("no order with id %d", id)))
 		return
 	}
 	writeJSON(w, 200, o)
@@ -630,9 +632,20 @@ func (s *Server) transition(a domain.Action) commandFunc {
 			}
 		}
 		now := s.clock()
-		o, err := scanOrder(tx.QueryRow(ctx, `UPDATE orders SET status = $2, `+a.Column+` = greatest($3, updated_at), updated_at = greatest($3, updated_at)
-			WHERE id = $1 AND status = ANY($4) RETURNING `+orderCols, id, a.To, now, a.From))
-		if errors.Is(err, pgx.ErrNoRows) {
+		// The status change and the answer (order + items) in one statement.
+		rows, err := tx.Query(ctx, `WITH o AS (
+				UPDATE orders SET status = $2, `+a.Column+` = greatest($3, updated_at), updated_at = greatest($3, updated_at)
+				WHERE id = $1 AND status = ANY($4) RETURNING *)
+			SELECT `+prefixed("o", orderCols)+`, `+orderItemCols+`
+			FROM o LEFT JOIN order_items i ON i.order_id = o.id ORDER BY i.line_no`, id, a.To, now, a.From)
+		if err != nil {
+			return result{}, fmt.Errorf("%s order: %w", a.Name, err)
+		}
+		o, found, err := collectOrder(rows)
+		if err != nil {
+			return result{}, fmt.Errorf("%s order: %w", a.Name, err)
+		}
+		if !found {
 			var status string
 			err := tx.QueryRow(ctx, `SELECT status FROM orders WHERE id = $1`, id).Scan(&status)
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -646,12 +659,20 @@ func (s *Server) transition(a domain.Action) commandFunc {
 			p.CurrentStatus = status
 			return result{}, p
 		}
-		if err != nil {
-			return result{}, fmt.Errorf("%s order: %w", a.Name, err)
-		}
-		if err := loadItems(ctx, tx, &o); err != nil {
-			return result{}, err
-		}
 		return result{http.StatusOK, o}, nil
 	}
+}
+
+// prefixed qualifies every column of a column list with table alias t.
+func prefixed(t, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		c = strings.TrimSpace(c)
+		if strings.HasPrefix(c, "(") { // (expr * 100)::bigint
+			parts[i] = "(" + t + "." + c[1:]
+		} else {
+			parts[i] = t + "." + c
+		}
+	}
+	return strings.Join(parts, ", ")
 }
