@@ -293,6 +293,18 @@ func (t *Transformer) waitTopics(ctx context.Context) error {
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("transform: create dead-letter topic %s: %w", t.cfg.DLQTopic, err)
 	}
+	// A topic just created is not in every broker's metadata at once.
+	for i := 0; i < 50; i++ {
+		md, err := t.adm.ListTopics(ctx, t.cfg.DLQTopic)
+		if err == nil && md.Has(t.cfg.DLQTopic) && md[t.cfg.DLQTopic].Err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	return nil
 }
 
@@ -454,7 +466,15 @@ func (t *Transformer) deadLetter(ctx context.Context, r *kgo.Record, reason stri
 			{Key: "source_offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
 		}, r.Headers...),
 	}
-	if err := t.group.ProduceSync(ctx, rec).FirstErr(); err != nil {
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if err = t.group.ProduceSync(ctx, rec).FirstErr(); err == nil || ctx.Err() != nil {
+			break
+		}
+		t.log.Warn("produce to dead-letter topic failed, retrying", "attempt", attempt, "err", err)
+		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+	}
+	if err != nil {
 		return fmt.Errorf("transform: produce to dead-letter topic %s: %w", t.cfg.DLQTopic, err)
 	}
 	t.m.dlq.WithLabelValues(reason).Inc()
