@@ -37,6 +37,7 @@ func init() {
 			l.Int(&maxEvents, "capture-max-txn-events", 200000, "events after which the Kafka transaction commits at the next PostgreSQL commit")
 			l.Duration(&status, "capture-status-interval", 10*time.Second, "standby status interval (keep well under wal_sender_timeout)")
 			l.Duration(&heartbeat, "capture-heartbeat-interval", 10*time.Second, "pg_logical_emit_message heartbeat and slot-lag sampling interval (negative: off)")
+			l.Duration(&o.KafkaTxnTimeout, "capture-kafka-txn-timeout", 10*time.Minute, "Kafka transaction timeout (at most the broker's transaction.max.timeout.ms); one PostgreSQL transaction must be produced within it")
 			l.String(&o.SpoolDir, "capture-spool-dir", "", "directory for spooled streamed transactions (default: system temp dir)")
 			l.String(&o.DecodingWorkMem, "capture-decoding-work-mem", "", "logical_decoding_work_mem for the walsender, e.g. 64MB; bigger transactions are streamed (default: server setting)")
 			l.Bool(&setup, "setup", false, "run as an administrator: create the publication and the capture role (-setup-role) with REPLICATION and SELECT, then exit")

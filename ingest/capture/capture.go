@@ -1,10 +1,12 @@
 package capture
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -55,6 +57,10 @@ type Options struct {
 	// "64MB"): transactions larger than it are streamed before commit.
 	// Empty keeps the server's setting.
 	DecodingWorkMem string
+	// KafkaTxnTimeout is the Kafka transaction timeout (default 10m; the
+	// broker caps it at transaction.max.timeout.ms, 15m by default). One
+	// PostgreSQL transaction must be produced within it.
+	KafkaTxnTimeout time.Duration
 	// MaxBufferedBytes bounds the records waiting for Kafka (default 16 MiB).
 	MaxBufferedBytes int
 	// RetryBackoff is the first pause before restarting after an error
@@ -86,6 +92,9 @@ func (o *Options) defaults() {
 	}
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = 10 * time.Second
+	}
+	if o.KafkaTxnTimeout <= 0 {
+		o.KafkaTxnTimeout = 10 * time.Minute
 	}
 	if o.MaxBufferedBytes <= 0 {
 		o.MaxBufferedBytes = 16 << 20
@@ -200,7 +209,7 @@ func (c *Capture) session(ctx context.Context) error {
 	if err != nil {
 		return terminal(err)
 	}
-	snk, err := newSink(kopts, o.TransactionalID, int32(o.Partitions), int16(o.ReplicationFactor), o.MaxBufferedBytes, time.Minute)
+	snk, err := newSink(kopts, o.TransactionalID, int32(o.Partitions), int16(o.ReplicationFactor), o.MaxBufferedBytes, o.KafkaTxnTimeout)
 	if err != nil {
 		return err
 	}
@@ -300,12 +309,22 @@ func (c *Capture) connectReplication(ctx context.Context) (*pgconn.PgConn, error
 	if c.opts.DecodingWorkMem != "" {
 		cfg.RuntimeParams["logical_decoding_work_mem"] = c.opts.DecodingWorkMem
 	}
+	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(bufferedReader{bufio.NewReaderSize(r, 256<<10)}, w)
+	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, classifyPG(fmt.Errorf("open replication connection: %w", err))
 	}
 	return conn, nil
 }
+
+// bufferedReader reads the replication stream through a large buffer, so
+// that while PostgreSQL is ahead one system call carries many messages
+// (pgproto3 alone reads at most 8 KiB at a time).
+type bufferedReader struct{ r *bufio.Reader }
+
+func (b bufferedReader) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 // classifyPG marks PostgreSQL errors no retry fixes as terminal.
 func classifyPG(err error) error {
