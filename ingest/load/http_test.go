@@ -18,7 +18,12 @@ func apiServer(t testing.TB, token string) (*httptest.Server, *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
 	url := testenv.Postgres(t)
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 16 // as `orderflow api` (-pg-max-conns)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
