@@ -142,6 +142,7 @@ func BenchmarkDrain(b *testing.B) {
 		done := make(chan struct{})
 		var once sync.Once
 		tr, err := New(Config{Brokers: s.brokers, TopicPrefix: s.prefix, Group: testenv.Name("bench"), InsertParallelism: par,
+			MaxRows: envInt("ORDERFLOW_BENCH_MAX_ROWS", 0), MaxAge: time.Duration(envInt("ORDERFLOW_BENCH_MAX_AGE_MS", 0)) * time.Millisecond,
 			onFlush: func(_ []Micros, byTable map[string]int, at time.Time) {
 				firstFlush.CompareAndSwap(0, at.UnixNano())
 				for t, c := range byTable {
