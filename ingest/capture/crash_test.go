@@ -67,6 +67,28 @@ func workload(t *testing.T, url string, stop <-chan struct{}) ([]change, error) 
 		var newCust, newItems []int64
 		var delItem = -1
 		switch k := rand.IntN(10); {
+		case n%40 == 0:
+			// A bulk transaction, bigger than logical_decoding_work_mem
+			// (64kB in this test): PostgreSQL streams it before commit.
+			rows, qerr := tx.Query(ctx, `INSERT INTO customers (name, email, segment, region, country, city, created_at, updated_at)
+				SELECT 'Bulk ' || g, 'bulk' || $1::int || '-' || g || '@example.com', 'bronze', 'europe', 'DE', 'Berlin', now(), now()
+				FROM generate_series(1, 1500) g RETURNING id`, n)
+			if qerr != nil {
+				err = qerr
+				break
+			}
+			for rows.Next() {
+				var id int64
+				if err = rows.Scan(&id); err != nil {
+					break
+				}
+				mine = append(mine, change{"customers", id, xid, "c"})
+				newCust = append(newCust, id)
+			}
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
 		case k < 3 || len(customers) == 0:
 			var id int64
 			err = tx.QueryRow(ctx, `INSERT INTO customers (name, email, segment, region, country, city, created_at, updated_at)
@@ -120,7 +142,9 @@ func workload(t *testing.T, url string, stop <-chan struct{}) ([]change, error) 
 }
 
 // TestCaptureCrashExactlyOnce kills a real `orderflow capture` process with
-// SIGKILL several times at random moments under a steady workload; at the end
+// SIGKILL several times at random moments under a steady workload of small
+// transactions and, now and then, a bulk one that PostgreSQL streams before
+// commit (so kills also land while spooling or replaying one); at the end
 // every committed change (table, key, transaction, op) is in Kafka exactly
 // once for a read_committed reader, in commit-LSN order per key.
 func TestCaptureCrashExactlyOnce(t *testing.T) {
@@ -145,7 +169,8 @@ func TestCaptureCrashExactlyOnce(t *testing.T) {
 		}
 	}()
 
-	p := e.startProc(logf)
+	workMem := "ORDERFLOW_CAPTURE_DECODING_WORK_MEM=64kB"
+	p := e.startProc(logf, workMem)
 	p.waitReady(t, 2*time.Minute) // the slot exists: every later commit is captured
 	stop := make(chan struct{})
 	var (
@@ -163,7 +188,7 @@ func TestCaptureCrashExactlyOnce(t *testing.T) {
 		time.Sleep(time.Duration(700+rand.IntN(2300)) * time.Millisecond)
 		p.kill()
 		t.Logf("kill -9 #%d (pid %d)", i+1, p.cmd.Process.Pid)
-		p = e.startProc(logf)
+		p = e.startProc(logf, workMem)
 	}
 	time.Sleep(time.Second)
 	close(stop)
@@ -172,6 +197,7 @@ func TestCaptureCrashExactlyOnce(t *testing.T) {
 		t.Fatalf("workload: %v", werr)
 	}
 	e.waitFlushed(90 * time.Second)
+	streamed, _ := p.metric("orderflow_capture_streamed_transactions_total", "")
 	_ = p.stop(t)
 
 	topics := []string{e.topic("customers"), e.topic("orders"), e.topic("order_items"), e.topic("products")}
@@ -217,7 +243,7 @@ func TestCaptureCrashExactlyOnce(t *testing.T) {
 	if missing+doubled > 0 {
 		t.Fatalf("%d committed changes: %d missing, %d duplicated", len(changes), missing, doubled)
 	}
-	t.Logf("%d committed changes across %d kills: each in Kafka exactly once (%d events read)", len(changes), kills, len(evs))
+	t.Logf("%d committed changes across %d kills: each in Kafka exactly once (%d events read; the last process produced %v streamed transactions)", len(changes), kills, len(evs), streamed)
 }
 
 // TestCaptureLargeTransactionStreamed: one transaction of 200,000 rows (about
