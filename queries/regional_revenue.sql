@@ -15,8 +15,8 @@
 -- @column platinum_orders UInt64 : sales by platinum customers
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
 SELECT
-    toString(customer_region) AS region,
-    toString(customer_country) AS country,
+    customer_region AS region,
+    customer_country AS country,
     uniqExact(customer_id) AS customers,
     count() AS orders,
     sum(total) AS revenue,

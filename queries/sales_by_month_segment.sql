@@ -10,7 +10,7 @@
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
 SELECT
     toStartOfMonth(placed_at) AS month,
-    toString(customer_segment) AS segment,
+    customer_segment AS segment,
     count() AS orders,
     uniqExact(customer_id) AS customers,
     sum(total) AS revenue

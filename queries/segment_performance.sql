@@ -10,7 +10,7 @@
 -- @column orders_per_customer Float64 : orders / customers, rounded to 2 decimals
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
 SELECT
-    toString(customer_segment) AS segment,
+    customer_segment AS segment,
     sum(total) AS revenue,
     count() AS orders,
     uniqExact(customer_id) AS customers,

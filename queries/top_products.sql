@@ -41,7 +41,7 @@ SELECT
     r.product_id AS product_id,
     p.sku AS sku,
     p.name AS name,
-    toString(p.category) AS category,
+    p.category AS category,
     r.orders AS orders,
     r.units AS units,
     r.revenue AS revenue
