@@ -70,6 +70,10 @@ type State struct {
 	byCust    map[int64][]int64 // customer id -> owned order ids (late-dimension repair)
 	pending   map[int64]struct{}
 	quiet     map[int32]bool // orders partitions being re-read for state only
+	// itemOnly: owned orders with item changes newer than their last order
+	// event (an item changed in a transaction that did not touch the
+	// order row), by the newest such item LSN. See DrainItemChanges.
+	itemOnly map[int64]uint64
 }
 
 // NewState returns empty state.
@@ -83,6 +87,7 @@ func NewState() *State {
 		byCust:    make(map[int64][]int64),
 		pending:   make(map[int64]struct{}),
 		quiet:     make(map[int32]bool),
+		itemOnly:  make(map[int64]uint64),
 	}
 }
 
@@ -204,6 +209,8 @@ func (s *State) applySide(table string, ev *envelope.Event, rawBefore, rawAfter 
 		// item's LSN without it (the item arrived late): re-derive.
 		if st := s.orders[it.OrderID]; st != nil && lsn <= st.LSN && s.items.countAsOf(it.OrderID, st.LSN) != st.derivedN {
 			s.pending[it.OrderID] = struct{}{}
+		} else if st != nil && lsn > st.LSN {
+			s.itemOnly[it.OrderID] = max(s.itemOnly[it.OrderID], lsn)
 		}
 	case TOrders:
 		return fmt.Errorf("orders is not a side table")
@@ -248,6 +255,43 @@ func (s *State) DrainRepairs(b *Batch) int {
 	return n
 }
 
+// ItemChanges lists the owned orders with item changes newer than their last
+// order event, with the orders partition each lives in.
+func (s *State) ItemChanges() map[int64]int32 {
+	out := make(map[int64]int32, len(s.itemOnly))
+	for oid := range s.itemOnly {
+		if st := s.orders[oid]; st != nil {
+			out[oid] = st.Partition
+		} else {
+			delete(s.itemOnly, oid)
+		}
+	}
+	return out
+}
+
+// DrainItemChanges re-derives the facts of the given orders at the LSN of
+// their newest item change: order state as of its last event, items as of
+// that LSN. The caller passes only orders whose partition has been consumed
+// past every order event committed before the item change (so no order event
+// older than the item is missing from the state): the row is then exactly
+// the state at that LSN, whoever derives it.
+func (s *State) DrainItemChanges(b *Batch, ready []int64) int {
+	n := 0
+	for _, oid := range ready {
+		lsn, ok := s.itemOnly[oid]
+		st := s.orders[oid]
+		if !ok || st == nil || s.quiet[st.Partition] {
+			continue
+		}
+		delete(s.itemOnly, oid)
+		if lsn > st.LSN {
+			s.deriveOrderAt(b, st, lsn)
+			n++
+		}
+	}
+	return n
+}
+
 // SetQuiet marks an orders partition as being re-read for state only (its
 // events were applied before the committed offset); quiet=false makes it live.
 func (s *State) SetQuiet(p int32, quiet bool) {
@@ -264,6 +308,7 @@ func (s *State) DropPartition(p int32) {
 		if st.Partition == p {
 			delete(s.orders, id)
 			delete(s.pending, id)
+			delete(s.itemOnly, id)
 		}
 	}
 	delete(s.quiet, p)
@@ -383,6 +428,10 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 			st.Order, st.LSN, st.Ts, st.Deleted, st.Partition = o, lsn, ts, del, r.Partition
 			if emit {
 				s.deriveOrder(b, st)
+			} else if m := s.items.maxLSN(id); m > lsn {
+				s.itemOnly[id] = max(s.itemOnly[id], m)
+			} else {
+				delete(s.itemOnly, id)
 			}
 		}
 	default:
@@ -399,9 +448,16 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 // from its state: customer and campaign as of the placement, items and
 // products as of the order's last applied event. _version is that event's LSN
 // (every item version used is at or below it).
-func (s *State) deriveOrder(b *Batch, st *orderState) {
-	ver := st.LSN
+func (s *State) deriveOrder(b *Batch, st *orderState) { s.deriveOrderAt(b, st, st.LSN) }
+
+// deriveOrderAt derives the order's rows at version ver >= st.LSN.
+func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 	st.derivedN = s.items.countAsOf(st.ID, ver)
+	if m := s.items.maxLSN(st.ID); m > ver {
+		s.itemOnly[st.ID] = max(s.itemOnly[st.ID], m)
+	} else if ver >= s.itemOnly[st.ID] {
+		delete(s.itemOnly, st.ID)
+	}
 	var dl uint8
 	if st.Deleted {
 		dl = 1

@@ -418,7 +418,59 @@ func TestCoreLazy(t *testing.T) {
 		"FactLifecycle": TestFactLifecycle, "AsOfCustomerChangedLater": TestAsOfCustomerChangedLater,
 		"LateDimensionRepair": TestLateDimensionRepair, "StaleEventNeverOverwrites": TestStaleEventNeverOverwrites,
 		"ToastCarriedForward": TestToastCarriedForward, "Poison": TestPoison, "BatchWrite": TestBatchWrite, "LateItemRepair": TestLateItemRepair,
+		"ItemOnlyChange": TestItemOnlyChange,
 	} {
 		t.Run(name, f)
+	}
+}
+
+// TestItemOnlyChange: an item changed in a transaction that does not touch
+// the order row re-derives the fact at the item's LSN once the caller says
+// the order's partition is consumed far enough.
+func TestItemOnlyChange(t *testing.T) {
+	s := NewState()
+	b := NewBatch()
+	dim(t, s, b, TCustomers, ev(TCustomers, "c", 10, nil, customer(1, "gold", "europe")))
+	if err := sideApply(s, TOrderItems, ev(TOrderItems, "c", 20, nil, item(101, 5, 7, 2, "10.00"))); err != nil {
+		t.Fatal(err)
+	}
+	fact(t, s, b, ev(TOrders, "c", 20, nil, order(5, 1, "placed")))
+	if err := sideApply(s, TOrderItems, ev(TOrderItems, "c", 30, nil, item(102, 5, 7, 3, "10.00"))); err != nil {
+		t.Fatal(err)
+	}
+	ch := s.ItemChanges()
+	if len(ch) != 1 {
+		t.Fatalf("item changes %v, want order 5", ch)
+	}
+	b.Reset()
+	if n := s.DrainItemChanges(b, []int64{5}); n != 1 {
+		t.Fatalf("drained %d, want 1", n)
+	}
+	f := row(t, b, OutCustomerOrders, nil)
+	if f["item_count"] != uint32(2) || f["units"] != uint32(5) || f["_version"] != uint64(30) || f["status"] != "placed" || f["customer_segment"] != "gold" {
+		t.Fatalf("after the item-only change: %v", f)
+	}
+	if n := len(b.Table(OutOrderLines)); n != 2 {
+		t.Fatalf("order_lines %d, want 2", n)
+	}
+	// a later order event derives at its own LSN with both items
+	b.Reset()
+	if f := fact(t, s, b, ev(TOrders, "u", 40, nil, order(5, 1, "paid"))); f["item_count"] != uint32(2) || f["_version"] != uint64(40) {
+		t.Fatalf("paid: %v", f)
+	}
+	if len(s.ItemChanges()) != 0 {
+		t.Fatal("item change still pending after a newer order event")
+	}
+	// an item change in the same transaction as a later order event is
+	// covered by that event: nothing is left once it is applied
+	if err := sideApply(s, TOrderItems, ev(TOrderItems, "d", 50, map[string]any{"id": 101}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if f := fact(t, s, b, ev(TOrders, "u", 50, nil, order(5, 1, "paid"))); f["item_count"] != uint32(1) {
+		t.Fatalf("item deleted with the order update: %v", f)
+	}
+	if len(s.ItemChanges()) != 0 {
+		t.Fatal("item change pending although its order event covered it")
 	}
 }

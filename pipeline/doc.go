@@ -50,10 +50,12 @@
 // symbols); Debezium's schema wrapper and TOAST placeholder are handled as in
 // package envelope.
 //
-// Known limits: item changes in a transaction that does not also touch the
-// order row reach raw_order_items and change_log at once but the fact and the
-// lines only with the order's next event (the API writes items only with the
-// order's INSERT). State is in memory: every version of every customer,
+// An item changed in a transaction that leaves the order row alone
+// re-derives the fact at the item's LSN once the order's partition has been
+// consumed up to the orders last stable offset listed after the item was
+// read (so no older order event can be missing from the state).
+//
+// Known limits: state is in memory: every version of every customer,
 // product, campaign and item, and the orders of the owned partitions (1M
 // customers ≈ 255 MiB live heap). State restore reads the table topics from
 // their start, so they need unlimited retention (retention.ms=-1, as the local

@@ -323,6 +323,8 @@ func workload(s *stream) {
 	s.tx(upd(TCustomers, customer(1, "platinum", "asia_pacific")))
 	s.tx(ins(TOrders, order(14, 1, "placed")), ins(TOrderItems, item(141, 14, 8, 3, "10.00")))
 	s.tx(upd(TOrders, order(13, 1, "paid")))
+	// an item added to order 10 in a transaction that leaves the order row alone
+	s.tx(ins(TOrderItems, item(103, 10, 8, 4, "10.00")))
 }
 
 func TestEndToEndFacts(t *testing.T) {
@@ -355,8 +357,8 @@ func TestEndToEndFacts(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	check(t, "delivered order", factOf(t, e, 10), map[string]string{"status": "delivered", "customer_segment": "silver", "item_count": "2",
-		"units": "3", "total": "30", "_is_deleted": "0", "delivered_at": t0.Add(400 * time.Second).String()})
+	check(t, "delivered order", factOf(t, e, 10), map[string]string{"status": "delivered", "customer_segment": "silver", "item_count": "3",
+		"units": "7", "total": "30", "_is_deleted": "0", "delivered_at": t0.Add(400 * time.Second).String()})
 	check(t, "cancelled order", factOf(t, e, 11), map[string]string{"status": "cancelled", "customer_segment": "gold", "item_count": "1", "cancelled_at": t0.Add(150 * time.Second).String()})
 	if f := factOf(t, e, 12); f != nil {
 		t.Errorf("deleted order 12 still visible after FINAL: %v", f)
@@ -364,7 +366,7 @@ func TestEndToEndFacts(t *testing.T) {
 	check(t, "order before segment change", factOf(t, e, 13), map[string]string{"status": "paid", "customer_segment": "silver", "customer_region": "europe"})
 	check(t, "order after segment change", factOf(t, e, 14), map[string]string{"status": "placed", "customer_segment": "platinum", "customer_region": "asia_pacific"})
 	lines := query(t, e, "SELECT order_id, item_id, product_name, line_total, customer_segment FROM order_lines FINAL ORDER BY item_id")
-	if got := fmt.Sprint(lines); got != "[[10 101 Go book 20 silver] [10 102 Kafka book 10 silver] [11 111 Go book 30 gold] [13 131 Go book 30 silver] [14 141 Kafka book 30 platinum]]" {
+	if got := fmt.Sprint(lines); got != "[[10 101 Go book 20 silver] [10 102 Kafka book 10 silver] [10 103 Kafka book 40 silver] [11 111 Go book 30 gold] [13 131 Go book 30 silver] [14 141 Kafka book 30 platinum]]" {
 		t.Errorf("order_lines: %s", got)
 	}
 	if got := fmt.Sprint(query(t, e, "SELECT customer_id, segment FROM customers FINAL ORDER BY customer_id")); got != "[[1 platinum] [2 gold]]" {
@@ -444,6 +446,9 @@ func TestTwoInstancesSameAsOne(t *testing.T) {
 		}
 		if i%23 == 0 {
 			s.tx(del(TOrderItems, 5000+i), del(TOrders, 1000+i))
+		}
+		if i%13 == 0 && i%23 != 0 {
+			s.tx(ins(TOrderItems, item(9000+i, 1000+i, 100+1+i%20, 1, "5.00")))
 		}
 	}
 	waitEvents(t, two, s.events)

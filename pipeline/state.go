@@ -173,6 +173,15 @@ func (s *items) asOf(oid int64, lsn uint64) []version[Item] {
 	return out
 }
 
+// maxLSN is the newest LSN among order oid's item versions.
+func (s *items) maxLSN(oid int64) uint64 {
+	var m uint64
+	for _, v := range s.byOrder[oid] {
+		m = max(m, v.LSN)
+	}
+	return m
+}
+
 // countAsOf is the number of order oid's item versions with LSN <= lsn.
 func (s *items) countAsOf(oid int64, lsn uint64) int {
 	n := 0

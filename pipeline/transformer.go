@@ -84,27 +84,31 @@ type tp struct {
 
 // Transformer consumes the captured topics and writes the query side.
 type Transformer struct {
-	cfg   Config
-	w     Writer
-	log   *slog.Logger
-	m     *metrics
-	topic map[string]string // topic -> table
-	side  []string          // dimension topics (read fully, outside the group)
-	all   []string          // every captured topic (the group's)
+	cfg         Config
+	w           Writer
+	log         *slog.Logger
+	m           *metrics
+	topic       map[string]string // topic -> table
+	side        []string          // dimension topics (read fully, outside the group)
+	ordersTopic string
+	all         []string // every captured topic (the group's)
 
-	mu       sync.Mutex
-	state    *State
-	batch    *Batch
-	group    *kgo.Client
-	sideCl   *kgo.Client
-	adm      *kadm.Client
-	next     map[tp]kgo.EpochOffset // next offset to commit per group partition
-	resume   map[tp]int64           // orders partitions re-read for state up to here
-	sideNext map[tp]int64
-	lag      map[tp]int64
-	ready    chan struct{}
-	spare    chan *Batch // the batch not being built (one is in flight at most)
-	inflight *inflight
+	mu         sync.Mutex
+	state      *State
+	batch      *Batch
+	group      *kgo.Client
+	sideCl     *kgo.Client
+	adm        *kadm.Client
+	next       map[tp]kgo.EpochOffset // next offset to commit per group partition
+	resume     map[tp]int64           // orders partitions re-read for state up to here
+	sideNext   map[tp]int64
+	lag        map[tp]int64
+	ready      chan struct{}
+	spare      chan *Batch     // the batch not being built (one is in flight at most)
+	pos        map[tp]int64    // next offset to consume per group partition
+	ordersLSO  map[int32]int64 // orders partitions' last stable offsets, listed at the last barrier
+	itemTarget map[int64]int64 // order id -> orders-partition offset to reach before its item change is derived
+	inflight   *inflight
 }
 
 // New returns a transformer writing through w. reg may be nil.
@@ -121,6 +125,7 @@ func New(cfg Config, w Writer, reg prometheus.Registerer, log *slog.Logger) (*Tr
 		topic: map[string]string{}, state: NewState(), batch: NewBatch(),
 		next: map[tp]kgo.EpochOffset{}, resume: map[tp]int64{}, sideNext: map[tp]int64{}, lag: map[tp]int64{},
 		ready: make(chan struct{}), spare: make(chan *Batch, 1),
+		pos: map[tp]int64{}, ordersLSO: map[int32]int64{}, itemTarget: map[int64]int64{},
 	}
 	t.spare <- NewBatch()
 	for _, tb := range CapturedTables {
@@ -129,6 +134,8 @@ func New(cfg Config, w Writer, reg prometheus.Registerer, log *slog.Logger) (*Tr
 		t.all = append(t.all, name)
 		if tb != TOrders {
 			t.side = append(t.side, name)
+		} else {
+			t.ordersTopic = name
 		}
 	}
 	return t, nil
@@ -313,17 +320,22 @@ func (t *Transformer) waitTopics(ctx context.Context) error {
 // guarantees that every dimension event committed before them (capture
 // writes transactions in LSN order) is in state before they are applied.
 func (t *Transformer) catchUp(ctx context.Context) error {
-	lso, err := t.adm.ListCommittedOffsets(ctx, t.side...)
+	lso, err := t.adm.ListCommittedOffsets(ctx, append(append([]string(nil), t.side...), t.ordersTopic)...)
 	if err != nil {
 		return fmt.Errorf("transform: list last stable offsets: %w", err)
 	}
+	lso.Each(func(o kadm.ListedOffset) {
+		if o.Topic == t.ordersTopic && o.Err == nil && o.Partition >= 0 {
+			t.ordersLSO[o.Partition] = o.Offset
+		}
+	})
 	starts, err := t.adm.ListStartOffsets(ctx, t.side...)
 	if err != nil {
 		return fmt.Errorf("transform: list start offsets: %w", err)
 	}
 	target := map[tp]int64{}
 	lso.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil || o.Partition < 0 {
+		if o.Err != nil || o.Partition < 0 || o.Topic == t.ordersTopic {
 			return
 		}
 		k := tp{o.Topic, o.Partition}
@@ -408,11 +420,44 @@ func (t *Transformer) apply(ctx context.Context, fs kgo.Fetches) error {
 		return err
 	}
 	t.state.DrainRepairs(t.batch)
+	t.drainItemChanges()
 	return nil
+}
+
+// drainItemChanges re-derives orders whose items changed after their last
+// order event, once their orders partition has been consumed up to the last
+// stable offset listed after the item change was read: no order event
+// committed before the item change can then be missing from the state.
+func (t *Transformer) drainItemChanges() {
+	changes := t.state.ItemChanges()
+	var ready []int64
+	for oid, p := range changes {
+		target, ok := t.itemTarget[oid]
+		if !ok {
+			target, ok = t.ordersLSO[p]
+			if !ok {
+				continue
+			}
+			t.itemTarget[oid] = target
+		}
+		if t.pos[tp{t.ordersTopic, p}] >= target {
+			ready = append(ready, oid)
+			delete(t.itemTarget, oid)
+		}
+	}
+	for oid := range t.itemTarget {
+		if _, ok := changes[oid]; !ok {
+			delete(t.itemTarget, oid)
+		}
+	}
+	if len(ready) > 0 {
+		t.state.DrainItemChanges(t.batch, ready)
+	}
 }
 
 func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record) error {
 	k := tp{r.Topic, r.Partition}
+	t.pos[k] = r.Offset + 1
 	table := t.topic[r.Topic]
 	resumeAt, replaying := t.resume[k]
 	replaying = replaying && r.Offset < resumeAt
@@ -687,6 +732,7 @@ func (t *Transformer) forget(parts map[string][]int32) {
 		for _, p := range ps {
 			k := tp{topic, p}
 			delete(t.next, k)
+			delete(t.pos, k)
 			delete(t.resume, k)
 			delete(t.lag, k)
 			if t.topic[topic] == TOrders {
