@@ -79,7 +79,7 @@ FROM generate_series(1, %d) o, generate_series(1, 2 + o %% 2) l`, n),
 
 	// Backfill with the transformer running: wall time until every fact is
 	// in ClickHouse.
-	e.startTransformer()
+	e.runTransformer(false) // it waits for the topics the backfill creates
 	b.ResetTimer()
 	start = time.Now()
 	res, err := backfill.Run(ctx, backfill.Options{Postgres: e.pgConfig(), Kafka: e.kafkaConfig(), Workers: workers, ChunkRows: 50_000,

@@ -136,6 +136,7 @@ func readCheckpoints(ctx context.Context, base []kgo.Opt, topic, db, slot string
 	var run *runRecord
 	chunks := map[string]chunkRecord{}
 	prefix := db + "/" + slot + "/"
+	progressed := time.Now()
 	for len(target) > 0 {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		fs := cl.PollFetches(pctx)
@@ -153,11 +154,15 @@ func readCheckpoints(ctx context.Context, base []kgo.Opt, topic, db, slot string
 			return nil, nil, fmt.Errorf("read %s: %w", topic, ferr)
 		}
 		if fs.NumRecords() == 0 {
-			if fs.Empty() {
-				continue
+			// Every target is below the last stable offset, so records
+			// (or control markers) are there to read: keep polling, but
+			// do not hang on a broker that stopped answering.
+			if time.Since(progressed) > time.Minute {
+				return nil, nil, fmt.Errorf("read %s: no progress for a minute with %d partitions short of their last stable offset", topic, len(target))
 			}
-			break
+			continue
 		}
+		progressed = time.Now()
 		fs.EachRecord(func(r *kgo.Record) {
 			if r.Offset+1 >= target[r.Partition] {
 				delete(target, r.Partition)

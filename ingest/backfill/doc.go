@@ -69,6 +69,18 @@
 // stream and applied before its snapshot items would keep item_count 0 until
 // its next change.
 //
+// Performance (BenchmarkBackfill; go test -run '^$' -bench BenchmarkBackfill
+// -benchtime 1x -timeout 60m ./ingest/backfill/ with ORDERFLOW_BENCH_ORDERS;
+// 2 vCPU shared with the stack and other workloads, load average ~11):
+// 1M orders + 2.5M items + 100k customers: plain COPY TO STDOUT 328k rows/s
+// (one connection, the ceiling); backfill to Kafka 80k rows/s (4 workers,
+// with the transformer running); every fact in chDB after 569 s = 6.2k fact
+// rows/s. 200k orders: COPY 215k rows/s, publish 51k rows/s, facts 9.9k/s.
+// The facts are bounded by the transformer and the embedded engine (the
+// transformer used ~15 CPU-seconds for 720k events but needed ~57 s of wall
+// time on the saturated box), far from the 250k fact rows/s target; a direct
+// snapshot-to-ClickHouse path is the way to reach it (see the report).
+//
 // # When to use backfill or replay, and the Kafka retention they need
 //
 // Use `orderflow backfill` to load rows that exist in PostgreSQL but not in

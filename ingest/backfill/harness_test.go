@@ -210,8 +210,11 @@ func (e *env) startCapture() {
 	}
 }
 
-// startTransformer runs the transformer in-process until the test ends.
-func (e *env) startTransformer() {
+// startTransformer runs the transformer in-process until the test ends and
+// waits until it is ready.
+func (e *env) startTransformer() { e.runTransformer(true) }
+
+func (e *env) runTransformer(wait bool) {
 	e.t.Helper()
 	tr, err := pipeline.New(pipeline.Config{Brokers: e.brokers, TopicPrefix: e.prefix, Group: e.prefix + "-transform", MaxAge: 100 * time.Millisecond},
 		e.eng, nil, testLog(e.t, slog.LevelWarn))
@@ -227,6 +230,9 @@ func (e *env) startTransformer() {
 			e.t.Errorf("transformer: %v", err)
 		}
 	})
+	if !wait {
+		return
+	}
 	select {
 	case <-tr.Ready():
 	case err := <-done:
