@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/orderflow/orderflow/sinks"
 )
 
 // Writer is the part of sinks.Engine the transformer needs: one atomic
@@ -12,6 +14,11 @@ import (
 type Writer interface {
 	Insert(ctx context.Context, table string, columns []string, rows [][]any) error
 }
+
+var (
+	_ Writer = sinks.Engine(nil)
+	_ Writer = (*pool)(nil)
+)
 
 // Output tables and their columns, matching sinks/chschema.
 const (
