@@ -73,13 +73,12 @@ func TestBackfillKillResume(t *testing.T) {
 	stop := e.writer(3)
 	args := []string{"backfill", "-pg-url", e.pgURL, "-pg-slot", e.slot, "-pg-publication", e.pub,
 		"-kafka-brokers", strings.Join(e.brokers, ","), "-kafka-topic-prefix", e.prefix,
-		"-workers", "2", "-chunk-rows", "100", "-progress-interval", "250ms", "-log-level", "debug"}
+		"-workers", "2", "-chunk-rows", "50", "-progress-interval", "250ms", "-log-level", "debug"}
 	kills := 0
 	for attempt := 1; attempt <= 3; attempt++ {
-		log, killed := runAndKill(t, bin, args, 12)
+		log, killed := runAndKill(t, bin, args, 8)
 		if !killed {
-			t.Logf("attempt %d finished before the kill", attempt)
-			continue
+			t.Fatalf("attempt %d finished before the kill landed (the run is done; nothing left to resume)", attempt)
 		}
 		kills++
 		if attempt > 1 && !strings.Contains(log, "chunk done, skipping") {
@@ -154,8 +153,11 @@ loop:
 			seen++
 			if seen >= after {
 				_ = cmd.Process.Signal(syscall.SIGKILL)
-				killed = true
 				<-done
+				// Killed mid-way only if the signal ended it (it may have
+				// finished the run while the lines were in the pipe).
+				ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+				killed = ok && ws.Signaled()
 				break loop
 			}
 		case err := <-done:
@@ -182,4 +184,30 @@ func lastLines(s string, n int) string {
 		ls = ls[len(ls)-n:]
 	}
 	return strings.Join(ls, "\n")
+}
+
+// TestBackfillWithTransformerRunning: capture and the transformer already
+// run (the transformer applies streamed changes of pre-existing orders
+// before their snapshot rows arrive) while the backfill publishes the
+// snapshot and a writer changes the database. The result is still exact.
+func TestBackfillWithTransformerRunning(t *testing.T) {
+	e := newEnv(t)
+	e.seed(3000, 800)
+	e.startCapture()
+	e.startTransformer()
+	stop := e.writer(4)
+	time.Sleep(500 * time.Millisecond) // streamed changes of old rows first
+	res, err := backfill.Run(context.Background(), backfill.Options{
+		Postgres: e.pgConfig(), Kafka: e.kafkaConfig(), Workers: 2, ChunkRows: 200,
+	}, testLog(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	n := stop()
+	t.Logf("backfill: %+v; writer committed %d transactions", res, n)
+	if res.SlotCreated {
+		t.Error("capture's slot existed: the snapshot should come from a temporary slot")
+	}
+	e.waitExact(90 * time.Second)
 }

@@ -61,13 +61,13 @@
 // duration), and creating the slot waits only for transactions already in
 // progress.
 //
-// Operating order: publish the snapshot before the transformer applies
-// streamed changes of pre-existing orders (start or resume the transformer
-// after the backfill, or run the backfill before capture's first start). The
-// transformer re-derives a fact when a late customer arrives, but not when
-// late items arrive (pipeline's documented limit): an order changed in the
-// stream and applied before its snapshot items would keep item_count 0 until
-// its next change.
+// With the transformer running: the transformer may apply a streamed change
+// of a pre-existing order before that order's snapshot rows arrive. Customers
+// arriving late re-derive the affected facts, and since pipeline commit
+// 2246c9a so do item events that leave the order row alone, so the backfill
+// can run while capture and the transformer run
+// (TestBackfillWithTransformerRunning). Running it before the transformer
+// starts remains the cheapest order: no fact is derived twice.
 //
 // Performance (BenchmarkBackfill; go test -run '^$' -bench BenchmarkBackfill
 // -benchtime 1x -timeout 60m ./ingest/backfill/ with ORDERFLOW_BENCH_ORDERS;
