@@ -306,7 +306,7 @@ var readOnlyCodes = map[int32]bool{164: true /* READONLY */, 497: true /* ACCESS
 // Exception codes that mean the SQL itself is wrong.
 var badSQLCodes = map[int32]bool{
 	1: true, 6: true, 27: true, 36: true, 38: true, 41: true, 42: true, 43: true, 44: true, 46: true, 47: true, 48: true,
-	53: true, 60: true, 62: true, 70: true, 81: true, 184: true, 215: true, 352: true, 386: true, 456: true, 457: true,
+	53: true, 60: true, 62: true, 70: true, 81: true, 184: true, 215: true, 352: true, 386: true, 395: true /* throwIf */, 456: true, 457: true,
 }
 
 // Classify maps an error of Run or QuerySQL to an HTTP problem.

@@ -193,6 +193,7 @@ func TestHTTP(t *testing.T) {
 		{"/v1/reports/campaign_impact", 400, "campaign"},
 		{"/v1/reports/top_products?format=xml", 400, "format"},
 		{"/v1/reports/no_such_report", 404, ""},
+		{"/v1/reports/retention_cohorts?from=2000-01-01&to=2025-04-30", 400, ""}, // more than 255 months
 	} {
 		code, ctype, body := do("GET", c.path, "", "")
 		var p Problem

@@ -10,22 +10,34 @@
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
 WITH per_customer AS
 (
-    -- one pass over the facts: the months in which each customer bought
-    SELECT customer_id, groupUniqArray(toStartOfMonth(placed_at)) AS months
+    -- one pass over the facts: each customer's first month, and the months
+    -- from {from}'s month on in which they bought as a bit mask (bit k =
+    -- k months after it; a period spans at most 256 months)
+    SELECT
+        customer_id,
+        min(toStartOfMonth(placed_at)) AS cohort_month,
+        groupBitOr(if(placed_at >= toDateTime64(toStartOfMonth({from:Date}), 6, 'UTC'),
+                      bitShiftLeft(toUInt256(1), toUInt8(dateDiff('month', toStartOfMonth({from:Date}), toStartOfMonth(placed_at)))),
+                      toUInt256(0))) AS months
     FROM customer_orders FINAL
     WHERE _is_deleted = 0
       AND status NOT IN ('cancelled', 'refunded')
       AND placed_at < toDateTime64({to:Date} + 1, 6, 'UTC')
+      AND throwIf(dateDiff('month', toStartOfMonth({from:Date}), toStartOfMonth({to:Date})) > 255,
+                  'retention_cohorts: from and to may be at most 255 months apart') = 0
     GROUP BY customer_id
+    HAVING cohort_month >= toStartOfMonth({from:Date})
 ),
 active AS
 (
-    SELECT cohort_month, toUInt64(dateDiff('month', cohort_month, month)) AS months_since, count() AS active_customers
+    SELECT
+        cohort_month,
+        toUInt64(bit - dateDiff('month', toStartOfMonth({from:Date}), cohort_month)) AS months_since,
+        count() AS active_customers
     FROM
     (
-        SELECT arrayMin(months) AS cohort_month, arrayJoin(months) AS month
+        SELECT cohort_month, arrayJoin(bitPositionsToArray(months)) AS bit
         FROM per_customer
-        WHERE arrayMin(months) >= toStartOfMonth({from:Date})
     )
     GROUP BY cohort_month, months_since
 )
