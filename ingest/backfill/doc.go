@@ -72,10 +72,11 @@
 // Performance (BenchmarkBackfill; go test -run '^$' -bench BenchmarkBackfill
 // -benchtime 1x -timeout 60m ./ingest/backfill/ with ORDERFLOW_BENCH_ORDERS;
 // 2 vCPU shared with the stack and other workloads, load average ~11):
-// 1M orders + 2.5M items + 100k customers: plain COPY TO STDOUT 328k rows/s
-// (one connection, the ceiling); backfill to Kafka 80k rows/s (4 workers,
-// with the transformer running); every fact in chDB after 569 s = 6.2k fact
-// rows/s. 200k orders: COPY 215k rows/s, publish 51k rows/s, facts 9.9k/s.
+// 1M orders + 2.5M items + 100k customers: plain COPY TO STDOUT 328k-370k
+// rows/s (one connection, the ceiling); backfill to Kafka alone 133k rows/s
+// (4 workers, ORDERFLOW_BENCH_PUBLISH_ONLY=1), 80k rows/s with the
+// transformer running; every fact in chDB after 569 s = 6.2k fact rows/s.
+// 200k orders: COPY 215k rows/s, publish 51k rows/s, facts 9.9k/s.
 // The facts are bounded by the transformer and the embedded engine (the
 // transformer used ~15 CPU-seconds for 720k events but needed ~57 s of wall
 // time on the saturated box), far from the 250k fact rows/s target; a direct
