@@ -10,6 +10,7 @@ import (
 
 	"github.com/orderflow/orderflow/ingest/pgschema"
 	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/sinks/chmigrate"
 )
 
 // migrateTarget is one store `orderflow migrate` can bring up to date.
@@ -31,7 +32,9 @@ func init() {
 			var wait time.Duration
 			l.Bool(&pg, "postgres", true, "migrate the PostgreSQL command-side schema")
 			var ch bool
+			var analystPassword string
 			l.Bool(&ch, "clickhouse", false, "migrate the ClickHouse query-side schema (-clickhouse-engine picks the server or the embedded engine)")
+			l.String(&analystPassword, "analyst-password", "", "with -clickhouse on a server: create or update the read-only user 'analyst' (SELECT only) with this password")
 			l.Duration(&wait, "wait", 0, "keep retrying to connect to a database for up to this long (e.g. while it starts)")
 			targets := []migrateTarget{
 				{name: "postgres", enabled: &pg, run: func(ctx context.Context, e *Env) (string, error) { return migratePostgres(ctx, e, wait) }},
@@ -41,7 +44,17 @@ func init() {
 						return "", err
 					}
 					defer eng.Close()
-					return migrateClickHouse(ctx, e, eng)
+					msg, err := migrateClickHouse(ctx, e, eng)
+					if err != nil || analystPassword == "" {
+						return msg, err
+					}
+					if e.Cfg.ClickHouse.Engine != "server" {
+						return "", usageErrorf("-analyst-password needs -clickhouse-engine=server (the embedded engine has no users; use orderflow sql or POST /v1/sql)")
+					}
+					if err := chmigrate.EnsureAnalyst(ctx, eng, chmigrate.AnalystUser{Name: "analyst", Password: analystPassword}); err != nil {
+						return "", fmt.Errorf("create the analyst user: %w", err)
+					}
+					return msg + "; read-only user analyst ready", nil
 				}},
 			}
 			return func(ctx context.Context, _ *errgroup.Group, e *Env, args []string) error {
