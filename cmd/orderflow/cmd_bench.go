@@ -32,7 +32,7 @@ func init() {
 			l.String(&work, "work-dir", ".local/bench", "scratch directory")
 			l.String(&addr, "bench-http-addr", "127.0.0.1:18080", "HTTP address of the benchmarked orderflow run")
 			l.String(&commit, "commit", "", "commit recorded with the results")
-			l.String(&extra, "extra", "", "JSON file of extra figures ([{name,value,unit,target}]) to merge, e.g. from the backfill and report benchmarks")
+			l.String(&extra, "extra", "", "comma-separated `go test -bench` output files whose custom metrics (report latency, backfill rows/s) are merged into the results")
 			return func(ctx context.Context, _ *errgroup.Group, e *Env, _ []string) error {
 				var rs []float64
 				for _, s := range strings.Split(rates, ",") {
@@ -57,14 +57,17 @@ func init() {
 				if err != nil {
 					return err
 				}
-				if extra != "" {
-					b, err := os.ReadFile(extra)
+				targets := map[string]string{"ms/median": "<= 500 ms", "fact_rows/s": ">= 250,000", "publish_rows/s": ""}
+				for _, f := range strings.Split(extra, ",") {
+					if f = strings.TrimSpace(f); f == "" {
+						continue
+					}
+					fh, err := os.Open(f)
 					if err != nil {
-						return err
+						return fmt.Errorf("-extra: %w", err)
 					}
-					if err := json.Unmarshal(b, &res.Extra); err != nil {
-						return fmt.Errorf("-extra %s: %w", extra, err)
-					}
+					res.Extra = append(res.Extra, benchrun.ParseGoBench(fh, targets)...)
+					fh.Close()
 				}
 				if err := os.MkdirAll(out, 0o755); err != nil {
 					return err

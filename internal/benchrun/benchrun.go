@@ -21,6 +21,7 @@
 package benchrun
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -575,4 +576,37 @@ func (r *Results) Markdown() string {
 	}
 	b.WriteString("\nTargets (DESIGN §6): sustained ≥ 25,000 changes/s with p99 freshness ≤ 1 s; drain ≥ 60,000 changes/s; backfill ≥ 250,000 rows/s; reports ≤ 500 ms on 10M orders.\n")
 	return b.String()
+}
+
+// ParseGoBench reads `go test -bench` output and returns every custom metric
+// (b.ReportMetric) of every benchmark line as an extra figure, e.g.
+// "BenchmarkReports/daily_sales  5  ...  95.0 ms/median" becomes
+// {Name: "Reports/daily_sales ms/median", Value: 95}.
+func ParseGoBench(r io.Reader, targets map[string]string) []Extra {
+	var out []Extra
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := strings.TrimPrefix(f[0], "Benchmark")
+		if i := strings.LastIndex(name, "-"); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i] // the GOMAXPROCS suffix
+			}
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			unit := f[i+1]
+			if unit == "ns/op" || unit == "B/op" || unit == "allocs/op" {
+				continue
+			}
+			out = append(out, Extra{Name: name, Value: v, Unit: unit, Target: targets[unit]})
+		}
+	}
+	return out
 }
