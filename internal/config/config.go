@@ -172,54 +172,40 @@ func (l *Loader) list(p *[]string, name, def, usage string) {
 	})
 }
 
-func (l *Loader) boolean(p *bool, name string, def bool, usage string) {
-	v := def
-	if s := l.env(EnvName(name)); s != "" {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			l.envErrs = append(l.envErrs, fmt.Errorf("%s=%q: not a boolean", EnvName(name), s))
-		}
-		v = b
+// envDefault is flag name's default: the environment's value parsed by
+// parse, or def. A value that does not parse is kept for Parse to report.
+func envDefault[T any](l *Loader, name string, def T, parse func(string) (T, error), kind string) T {
+	s := l.env(EnvName(name))
+	if s == "" {
+		return def
 	}
-	l.fs.BoolVar(p, name, v, usage+" ["+EnvName(name)+"]")
+	v, err := parse(s)
+	if err != nil {
+		l.envErrs = append(l.envErrs, fmt.Errorf("%s=%q: not %s", EnvName(name), s, kind))
+		return def
+	}
+	return v
+}
+
+func tag(name, usage string) string { return usage + " [" + EnvName(name) + "]" }
+
+func (l *Loader) boolean(p *bool, name string, def bool, usage string) {
+	l.fs.BoolVar(p, name, envDefault(l, name, def, strconv.ParseBool, "a boolean"), tag(name, usage))
 }
 
 func (l *Loader) int64(p *int64, name string, def int64, usage string) {
-	v := def
-	if s := l.env(EnvName(name)); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			l.envErrs = append(l.envErrs, fmt.Errorf("%s=%q: not an integer", EnvName(name), s))
-		}
-		v = n
-	}
-	l.fs.Int64Var(p, name, v, usage+" ["+EnvName(name)+"]")
+	parse := func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
+	l.fs.Int64Var(p, name, envDefault(l, name, def, parse, "an integer"), tag(name, usage))
 }
 
 // Duration binds a duration flag; subcommands use it for their own settings.
 func (l *Loader) Duration(p *time.Duration, name string, def time.Duration, usage string) {
-	v := def
-	if s := l.env(EnvName(name)); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			l.envErrs = append(l.envErrs, fmt.Errorf("%s=%q: not a duration (e.g. 500ms, 2s)", EnvName(name), s))
-		}
-		v = d
-	}
-	l.fs.DurationVar(p, name, v, usage+" ["+EnvName(name)+"]")
+	l.fs.DurationVar(p, name, envDefault(l, name, def, time.ParseDuration, "a duration (e.g. 500ms, 2s)"), tag(name, usage))
 }
 
 // Int binds an int flag; subcommands use it for their own settings.
 func (l *Loader) Int(p *int, name string, def int, usage string) {
-	v := def
-	if s := l.env(EnvName(name)); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			l.envErrs = append(l.envErrs, fmt.Errorf("%s=%q: not an integer", EnvName(name), s))
-		}
-		v = n
-	}
-	l.fs.IntVar(p, name, v, usage+" ["+EnvName(name)+"]")
+	l.fs.IntVar(p, name, envDefault(l, name, def, strconv.Atoi, "an integer"), tag(name, usage))
 }
 
 // String binds a string flag; subcommands use it for their own settings.
@@ -233,15 +219,8 @@ func (l *Loader) Int64(p *int64, name string, def int64, usage string) { l.int64
 
 // Float binds a float64 flag; subcommands use it for their own settings.
 func (l *Loader) Float(p *float64, name string, def float64, usage string) {
-	v := def
-	if s := l.env(EnvName(name)); s != "" {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			l.envErrs = append(l.envErrs, fmt.Errorf("%s=%q: not a number", EnvName(name), s))
-		}
-		v = f
-	}
-	l.fs.Float64Var(p, name, v, usage+" ["+EnvName(name)+"]")
+	parse := func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
+	l.fs.Float64Var(p, name, envDefault(l, name, def, parse, "a number"), tag(name, usage))
 }
 
 // Parse parses args and validates the bound sections. Errors name the flag
