@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/orderflow/orderflow/internal/obs"
 	"io"
 	"log/slog"
 	"mime"
@@ -121,27 +122,8 @@ type handler struct {
 	log *slog.Logger
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(c int) {
-	if s.status == 0 {
-		s.status = c
-	}
-	s.ResponseWriter.WriteHeader(c)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (h *handler) observe(endpoint string, start time.Time, sw *statusWriter) {
-	h.m.Requests.WithLabelValues(endpoint, strconv.Itoa(sw.status)).Inc()
+func (h *handler) observe(endpoint string, start time.Time, sw *obs.StatusRecorder) {
+	h.m.Requests.WithLabelValues(endpoint, strconv.Itoa(sw.Status)).Inc()
 	h.m.Duration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
 }
 
@@ -164,7 +146,7 @@ func (h *handler) notAllowed(allow string) http.HandlerFunc {
 }
 
 func (h *handler) list(w http.ResponseWriter, r *http.Request) {
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &obs.StatusRecorder{ResponseWriter: w}
 	defer h.observe("list", time.Now(), sw)
 	type item struct {
 		*Report
@@ -223,7 +205,7 @@ func (h *handler) report(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		endpoint = "unknown"
 	}
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &obs.StatusRecorder{ResponseWriter: w}
 	defer h.observe(endpoint, time.Now(), sw)
 	if err != nil {
 		writeProblem(sw, Problem{Type: TypeUnknownReport, Status: http.StatusNotFound, Detail: err.Error()})
@@ -261,7 +243,7 @@ type sqlRequest struct {
 }
 
 func (h *handler) sql(w http.ResponseWriter, r *http.Request) {
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &obs.StatusRecorder{ResponseWriter: w}
 	defer h.observe("sql", time.Now(), sw)
 	format, p := h.format(r)
 	if p != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/orderflow/orderflow/internal/obs"
 	"io"
 	"log/slog"
 	"mime"
@@ -208,38 +209,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 func (s *Server) instrument(command string, next http.Handler) http.Handler {
-	obs := s.metrics.duration.WithLabelValues(command)
+	latency := s.metrics.duration.WithLabelValues(command)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		s.metrics.inflight.Inc()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &obs.StatusRecorder{ResponseWriter: w}
 		defer func() {
 			s.metrics.inflight.Dec()
-			if sw.status == 0 {
-				sw.status = http.StatusOK
+			if sw.Status == 0 {
+				sw.Status = http.StatusOK
 			}
-			obs.Observe(time.Since(start).Seconds())
-			s.metrics.requests.WithLabelValues(command, strconv.Itoa(sw.status)).Inc()
+			latency.Observe(time.Since(start).Seconds())
+			s.metrics.requests.WithLabelValues(command, strconv.Itoa(sw.Status)).Inc()
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -155,3 +155,27 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// StatusRecorder is an http.ResponseWriter that remembers the status code
+// written through it (200 when the handler wrote a body without one), for
+// request metrics.
+type StatusRecorder struct {
+	http.ResponseWriter
+	Status int
+}
+
+// WriteHeader records the first status code.
+func (w *StatusRecorder) WriteHeader(code int) {
+	if w.Status == 0 {
+		w.Status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write records an implicit 200.
+func (w *StatusRecorder) Write(b []byte) (int, error) {
+	if w.Status == 0 {
+		w.Status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
