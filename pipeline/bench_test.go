@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,6 +166,7 @@ func BenchmarkDrain(b *testing.B) {
 		errc := make(chan error, 1)
 		b.ResetTimer()
 		t0 := time.Now()
+		cpu0 := cpuTime()
 		go func() { errc <- tr.Run(ctx) }()
 		select {
 		case <-done:
@@ -174,6 +176,7 @@ func BenchmarkDrain(b *testing.B) {
 			b.Fatal("drain did not finish")
 		}
 		el := time.Since(t0)
+		cpu := cpuTime() - cpu0
 		b.StopTimer()
 		cancel()
 		<-errc
@@ -186,7 +189,10 @@ func BenchmarkDrain(b *testing.B) {
 		// and after the join (same window as events/s_after_join).
 		b.ReportMetric(float64(factRows.Load())/el.Seconds(), "fact_rows/s")
 		b.ReportMetric(float64(factRows.Load())/steady.Seconds(), "fact_rows/s_after_join")
-		b.Logf("after the first flush (state loaded, group joined): %.2fs", steady.Seconds())
+		// CPU of the whole process (transformer, chDB inserts and merges)
+		// per fact row: less noisy than the rates on a shared box.
+		b.ReportMetric(float64(cpu.Microseconds())/float64(max(factRows.Load(), 1)), "cpu_us/fact_row")
+		b.Logf("after the first flush (state loaded, group joined): %.2fs; process CPU during the drain %.2fs", steady.Seconds(), cpu.Seconds())
 		logHist(b, reg, "orderflow_transform_flush_seconds")
 		logHist(b, reg, "orderflow_transform_batch_rows")
 		b.Logf("drained %d events into %d rows (%d customer_orders, %d fact rows) in %.2fs (state load included)", s.events, rows.Load(), facts.Load(), factRows.Load(), el.Seconds())
@@ -275,6 +281,15 @@ func BenchmarkFreshness(b *testing.B) {
 		logHist(b, reg, "orderflow_transform_flush_seconds")
 		logHist(b, reg, "orderflow_transform_batch_rows")
 	}
+}
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func logHist(b *testing.B, reg *prometheus.Registry, name string) {

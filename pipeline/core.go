@@ -1,12 +1,9 @@
 package pipeline
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"io"
 	"strconv"
 
 	"github.com/orderflow/orderflow/internal/envelope"
@@ -514,14 +511,36 @@ func changeLogRow(r Rec, id int64) []any {
 	} else {
 		before, after = rowJSON(ev.Before), rowJSON(ev.After)
 	}
-	h := fnv.New64a()
-	var lsn [9]byte
-	binary.BigEndian.PutUint64(lsn[:8], ev.Source.LSN)
-	for _, s := range []string{r.Table, key, ev.Op, string(lsn[:]), before, after} {
-		_, _ = io.WriteString(h, s)
-		_, _ = h.Write(lsn[8:])
+	return []any{r.Table, key, ev.Op, ev.Source.LSN, ev.Source.TxID, commitMicros(ev).NotNull(), before, after,
+		eventHash(r.Table, key, ev.Op, ev.Source.LSN, before, after)}
+}
+
+// eventHash is the change_log event_id: 64-bit FNV-1a over the table, key,
+// op, the LSN (8 bytes big-endian and a zero byte), before and after, each
+// followed by a zero byte.
+// (Computed inline: hash/fnv through io.WriteString copied every string.)
+func eventHash(table, key, op string, lsn uint64, before, after string) uint64 {
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	add := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= prime64
+		}
+		h *= prime64 // the zero separator: h ^= 0, h *= prime
 	}
-	return []any{r.Table, key, ev.Op, ev.Source.LSN, ev.Source.TxID, commitMicros(ev).NotNull(), before, after, h.Sum64()}
+	add(table)
+	add(key)
+	add(op)
+	for i := 7; i >= 0; i-- {
+		h ^= uint64(byte(lsn >> (8 * i)))
+		h *= prime64
+	}
+	h *= prime64 // the LSN's ninth byte (zero)
+	h *= prime64 // the separator
+	add(before)
+	add(after)
+	return h
 }
 
 func rowJSON(r envelope.Row) string {

@@ -82,11 +82,14 @@ func (v jv) money() (Money, bool, error) {
 	var s string
 	switch v.d.Next() {
 	case jx.String:
-		var err error
-		if s, err = v.d.Str(); err != nil {
+		b, err := v.d.StrBytes()
+		if err != nil {
 			return 0, false, err
 		}
-		if s == envelope.DebeziumUnavailable {
+		if m, ok := parseMoneyFast(b); ok {
+			return m, true, nil
+		}
+		if s = string(b); s == envelope.DebeziumUnavailable {
 			return 0, false, errAbsent
 		}
 		if _, err := strconv.ParseFloat(s, 64); err != nil {
@@ -96,6 +99,9 @@ func (v jv) money() (Money, bool, error) {
 		n, err := v.d.Num()
 		if err != nil {
 			return 0, false, err
+		}
+		if m, ok := parseMoneyFast(n); ok {
+			return m, true, nil
 		}
 		s = n.String()
 	case jx.Null:
@@ -107,15 +113,111 @@ func (v jv) money() (Money, bool, error) {
 	return m, err == nil, err
 }
 
+// parseMoneyFast parses the common form of a decimal, -?d{1,15}(.d{1,2})?,
+// exactly as ParseMoney does; ok is false for anything else (the caller
+// takes the general path).
+func parseMoneyFast(b []byte) (Money, bool) {
+	i, neg := 0, false
+	if len(b) > 0 && b[0] == '-' {
+		i, neg = 1, true
+	}
+	var n int64
+	digits := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		n = n*10 + int64(b[i]-'0')
+		digits++
+	}
+	if digits == 0 || digits > 15 {
+		return 0, false
+	}
+	n *= 100
+	if i < len(b) {
+		if b[i] != '.' {
+			return 0, false
+		}
+		frac := b[i+1:]
+		switch {
+		case len(frac) == 1 && isDigit(frac[0]):
+			n += int64(frac[0]-'0') * 10
+		case len(frac) == 2 && isDigit(frac[0]) && isDigit(frac[1]):
+			n += int64(frac[0]-'0')*10 + int64(frac[1]-'0')
+		default:
+			return 0, false
+		}
+	}
+	if neg {
+		n = -n
+	}
+	return Money(n), true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02"}
+
+// parseTimeFast parses the form capture writes, UTC RFC 3339
+// "2006-01-02T15:04:05[.fraction]Z" with 1 to 9 fraction digits, to what
+// time.Parse(time.RFC3339Nano, ...) gives; ok is false for anything else,
+// including out-of-range fields (the caller takes the general path).
+func parseTimeFast(b []byte) (Micros, bool) {
+	if len(b) < 20 || b[len(b)-1] != 'Z' || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return 0, false
+	}
+	num := func(b []byte) (int, bool) {
+		n := 0
+		for _, c := range b {
+			if !isDigit(c) {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	year, ok1 := num(b[0:4])
+	month, ok2 := num(b[5:7])
+	day, ok3 := num(b[8:10])
+	hour, ok4 := num(b[11:13])
+	minute, ok5 := num(b[14:16])
+	sec, ok6 := num(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return 0, false
+	}
+	if day > 28 && day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+		return 0, false
+	}
+	var micros int64
+	if rest := b[19 : len(b)-1]; len(rest) > 0 {
+		if rest[0] != '.' || len(rest) < 2 || len(rest) > 10 {
+			return 0, false
+		}
+		frac := rest[1:]
+		for k, c := range frac {
+			if !isDigit(c) {
+				return 0, false
+			}
+			if k < 6 {
+				micros = micros*10 + int64(c-'0')
+			}
+		}
+		for k := len(frac); k < 6; k++ {
+			micros *= 10
+		}
+	}
+	secs := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Unix()
+	return Micros(secs*1_000_000 + micros), true
+}
 
 func (v jv) time() (Micros, bool, error) {
 	switch v.d.Next() {
 	case jx.String:
-		s, err := v.d.Str()
+		b, err := v.d.StrBytes()
 		if err != nil {
 			return 0, false, err
 		}
+		if m, ok := parseTimeFast(b); ok {
+			return m, true, nil
+		}
+		s := string(b)
 		if s == envelope.DebeziumUnavailable {
 			return 0, false, errAbsent
 		}
@@ -405,7 +507,9 @@ func itemFromJSON(raw []byte, it Item) (Item, error) {
 	return it, err
 }
 
-// rawID reads the "id" column of a row image (0, false when absent).
+// rawID reads the "id" column of a row image (0, false when absent). It
+// stops at the first "id" key (the image was validated as JSON when it was
+// cut out of the envelope).
 func rawID(raw []byte) (int64, bool) {
 	var id int64
 	found := false
@@ -416,9 +520,15 @@ func rawID(raw []byte) (int64, bool) {
 		if !found && string(key) == "id" {
 			v, ok, err := jv{d}.int()
 			id, found = v, ok
+			if err == nil && ok {
+				return errFoundID
+			}
 			return err
 		}
 		return d.Skip()
 	})
-	return id, found && err == nil
+	return id, found && (err == nil || errors.Is(err, errFoundID))
 }
+
+// errFoundID ends rawID's walk at the id.
+var errFoundID = errors.New("id found")
