@@ -16,8 +16,9 @@ type Writer interface {
 }
 
 var (
-	_ Writer = sinks.Engine(nil)
-	_ Writer = (*pool)(nil)
+	_ Writer       = sinks.Engine(nil)
+	_ Writer       = (*pool)(nil)
+	_ columnWriter = (*pool)(nil)
 )
 
 // Output tables and their columns, matching sinks/chschema.
@@ -39,24 +40,39 @@ const (
 type outSpec struct {
 	name     string
 	cols     []string
+	kinds    []colKind
 	coalesce bool // keep only the last row per key within a batch
 }
 
+type colSpec struct {
+	name string
+	kind colKind
+}
+
+func spec(name string, cols []colSpec, coalesce bool) outSpec {
+	o := outSpec{name: name, coalesce: coalesce}
+	for _, c := range cols {
+		o.cols = append(o.cols, c.name)
+		o.kinds = append(o.kinds, c.kind)
+	}
+	return o
+}
+
 // outputs in insert order: mirrors and dimensions before facts, the change
-// log last.
+// log last. Each column has the Go type its values are buffered as.
 var outputs = []outSpec{
-	{OutRawCustomers, []string{"id", "name", "email", "phone", "segment", "region", "country", "city", "created_at", "updated_at", "_version", "_is_deleted", "_commit_ts"}, true},
-	{OutRawProducts, []string{"id", "sku", "name", "category", "price", "currency", "created_at", "updated_at", "_version", "_is_deleted", "_commit_ts"}, true},
-	{OutRawCampaigns, []string{"id", "code", "name", "starts_at", "ends_at", "discount_percent", "created_at", "updated_at", "_version", "_is_deleted", "_commit_ts"}, true},
-	{OutRawOrders, []string{"id", "customer_id", "campaign_id", "status", "currency", "subtotal", "discount", "total", "placed_at", "paid_at", "shipped_at", "delivered_at", "cancelled_at", "refunded_at", "created_at", "updated_at", "_version", "_is_deleted", "_commit_ts"}, true},
-	{OutRawOrderItems, []string{"id", "order_id", "line_no", "product_id", "quantity", "unit_price", "discount", "created_at", "updated_at", "_version", "_is_deleted", "_commit_ts"}, true},
-	{OutCustomers, []string{"customer_id", "name", "email", "phone", "segment", "region", "country", "city", "signup_at", "updated_at", "_version", "_is_deleted"}, true},
-	{OutProducts, []string{"product_id", "sku", "name", "category", "price", "currency", "updated_at", "_version", "_is_deleted"}, true},
-	{OutCampaigns, []string{"campaign_id", "code", "name", "starts_at", "ends_at", "discount_percent", "updated_at", "_version", "_is_deleted"}, true},
-	{OutCustomerHist, []string{"customer_id", "valid_from_lsn", "valid_from", "name", "email", "phone", "segment", "region", "country", "city", "signup_at", "_version", "_is_deleted"}, true},
-	{OutCustomerOrders, []string{"order_id", "customer_id", "customer_name", "customer_email", "customer_segment", "customer_region", "customer_country", "customer_city", "customer_signup_at", "customer_version", "campaign_id", "campaign_code", "status", "currency", "placed_at", "paid_at", "shipped_at", "delivered_at", "cancelled_at", "refunded_at", "item_count", "units", "subtotal", "discount", "total", "updated_at", "_version", "_is_deleted"}, true},
-	{OutOrderLines, []string{"order_id", "item_id", "line_no", "product_id", "product_sku", "product_name", "product_category", "quantity", "unit_price", "discount", "line_total", "customer_id", "customer_segment", "customer_region", "customer_country", "campaign_id", "status", "placed_at", "_version", "_is_deleted"}, true},
-	{OutChangeLog, []string{"table_name", "key", "op", "lsn", "txid", "commit_ts", "before", "after", "event_id"}, false},
+	spec(OutRawCustomers, []colSpec{{"id", kI64}, {"name", kStr}, {"email", kStr}, {"phone", kNullStr}, {"segment", kStr}, {"region", kStr}, {"country", kStr}, {"city", kStr}, {"created_at", kTime}, {"updated_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}, {"_commit_ts", kTime}}, true),
+	spec(OutRawProducts, []colSpec{{"id", kI64}, {"sku", kStr}, {"name", kStr}, {"category", kStr}, {"price", kStr}, {"currency", kStr}, {"created_at", kTime}, {"updated_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}, {"_commit_ts", kTime}}, true),
+	spec(OutRawCampaigns, []colSpec{{"id", kI64}, {"code", kStr}, {"name", kStr}, {"starts_at", kTime}, {"ends_at", kTime}, {"discount_percent", kStr}, {"created_at", kTime}, {"updated_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}, {"_commit_ts", kTime}}, true),
+	spec(OutRawOrders, []colSpec{{"id", kI64}, {"customer_id", kI64}, {"campaign_id", kNullI64}, {"status", kStr}, {"currency", kStr}, {"subtotal", kStr}, {"discount", kStr}, {"total", kStr}, {"placed_at", kTime}, {"paid_at", kNullTime}, {"shipped_at", kNullTime}, {"delivered_at", kNullTime}, {"cancelled_at", kNullTime}, {"refunded_at", kNullTime}, {"created_at", kTime}, {"updated_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}, {"_commit_ts", kTime}}, true),
+	spec(OutRawOrderItems, []colSpec{{"id", kI64}, {"order_id", kI64}, {"line_no", kI32}, {"product_id", kI64}, {"quantity", kI32}, {"unit_price", kStr}, {"discount", kStr}, {"created_at", kTime}, {"updated_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}, {"_commit_ts", kTime}}, true),
+	spec(OutCustomers, []colSpec{{"customer_id", kI64}, {"name", kStr}, {"email", kStr}, {"phone", kNullStr}, {"segment", kStr}, {"region", kStr}, {"country", kStr}, {"city", kStr}, {"signup_at", kTime}, {"updated_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}}, true),
+	spec(OutProducts, []colSpec{{"product_id", kI64}, {"sku", kStr}, {"name", kStr}, {"category", kStr}, {"price", kStr}, {"currency", kStr}, {"updated_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}}, true),
+	spec(OutCampaigns, []colSpec{{"campaign_id", kI64}, {"code", kStr}, {"name", kStr}, {"starts_at", kTime}, {"ends_at", kTime}, {"discount_percent", kStr}, {"updated_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}}, true),
+	spec(OutCustomerHist, []colSpec{{"customer_id", kI64}, {"valid_from_lsn", kU64}, {"valid_from", kTime}, {"name", kStr}, {"email", kStr}, {"phone", kNullStr}, {"segment", kStr}, {"region", kStr}, {"country", kStr}, {"city", kStr}, {"signup_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}}, true),
+	spec(OutCustomerOrders, []colSpec{{"order_id", kI64}, {"customer_id", kI64}, {"customer_name", kStr}, {"customer_email", kStr}, {"customer_segment", kStr}, {"customer_region", kStr}, {"customer_country", kStr}, {"customer_city", kStr}, {"customer_signup_at", kTime}, {"customer_version", kU64}, {"campaign_id", kNullI64}, {"campaign_code", kStr}, {"status", kStr}, {"currency", kStr}, {"placed_at", kTime}, {"paid_at", kNullTime}, {"shipped_at", kNullTime}, {"delivered_at", kNullTime}, {"cancelled_at", kNullTime}, {"refunded_at", kNullTime}, {"item_count", kU32}, {"units", kU32}, {"subtotal", kStr}, {"discount", kStr}, {"total", kStr}, {"updated_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}}, true),
+	spec(OutOrderLines, []colSpec{{"order_id", kI64}, {"item_id", kI64}, {"line_no", kI32}, {"product_id", kI64}, {"product_sku", kStr}, {"product_name", kStr}, {"product_category", kStr}, {"quantity", kI32}, {"unit_price", kStr}, {"discount", kStr}, {"line_total", kStr}, {"customer_id", kI64}, {"customer_segment", kStr}, {"customer_region", kStr}, {"customer_country", kStr}, {"campaign_id", kNullI64}, {"status", kStr}, {"placed_at", kTime}, {"_version", kU64}, {"_is_deleted", kU8}}, true),
+	spec(OutChangeLog, []colSpec{{"table_name", kStr}, {"key", kStr}, {"op", kStr}, {"lsn", kU64}, {"txid", kI64}, {"commit_ts", kTime}, {"before", kStr}, {"after", kStr}, {"event_id", kU64}}, false),
 }
 
 // Columns returns the insert columns of an output table.
@@ -71,9 +87,12 @@ func Columns(table string) []string {
 
 type rowKey struct{ a, b int64 }
 
+// tableBuf holds one output table's rows column by column (typed slices:
+// no value is boxed).
 type tableBuf struct {
 	spec outSpec
-	rows [][]any
+	n    int
+	cols []column
 	vers []uint64 // _version of each row (coalescing keeps the newest)
 	idx  map[rowKey]int
 }
@@ -96,7 +115,10 @@ type Batch struct {
 func NewBatch() *Batch {
 	b := &Batch{byName: make(map[string]*tableBuf, len(outputs))}
 	for _, o := range outputs {
-		t := &tableBuf{spec: o}
+		t := &tableBuf{spec: o, cols: make([]column, len(o.kinds))}
+		for j, k := range o.kinds {
+			t.cols[j].kind = k
+		}
 		if o.coalesce {
 			t.idx = make(map[rowKey]int)
 		}
@@ -106,14 +128,14 @@ func NewBatch() *Batch {
 	return b
 }
 
-// add appends (or coalesces) a row.
-func (b *Batch) add(table string, key rowKey, ver uint64, row []any) {
+// row starts a row of table with key and version: the returned writer takes
+// the row's values in column order and must be finished with end. A row of a
+// coalesced table replaces the buffered row of its key when ver is at least
+// that row's version, and is dropped otherwise.
+func (b *Batch) row(table string, key rowKey, ver uint64) rowW {
 	t := b.byName[table]
 	if t == nil {
 		panic("pipeline: unknown output table " + table)
-	}
-	if len(row) != len(t.spec.cols) {
-		panic(fmt.Sprintf("pipeline: %s row has %d values for %d columns", table, len(row), len(t.spec.cols)))
 	}
 	if b.rows == 0 && b.events == 0 {
 		b.started = time.Now()
@@ -121,15 +143,31 @@ func (b *Batch) add(table string, key rowKey, ver uint64, row []any) {
 	if t.idx != nil {
 		if i, ok := t.idx[key]; ok {
 			if ver >= t.vers[i] {
-				t.rows[i], t.vers[i] = row, ver
+				t.vers[i] = ver
+				return rowW{t: t, i: i}
 			}
-			return
+			return rowW{t: t, skip: true}
 		}
-		t.idx[key] = len(t.rows)
+		t.idx[key] = t.n
 	}
-	t.rows = append(t.rows, row)
 	t.vers = append(t.vers, ver)
+	t.n++
 	b.rows++
+	return rowW{t: t, i: t.n - 1, app: true}
+}
+
+// add appends (or coalesces) a row given as values in column order (nil is
+// NULL, or the zero value of a non-Nullable column).
+func (b *Batch) add(table string, key rowKey, ver uint64, row []any) {
+	t := b.byName[table]
+	if t != nil && len(row) != len(t.spec.cols) {
+		panic(fmt.Sprintf("pipeline: %s row has %d values for %d columns", table, len(row), len(t.spec.cols)))
+	}
+	r := b.row(table, key, ver)
+	for _, v := range row {
+		r = r.value(v)
+	}
+	r.end()
 }
 
 // noteEvent accounts one consumed event of size bytes committed at ts.
@@ -161,10 +199,11 @@ func (b *Batch) Age(now time.Time) time.Duration {
 	return now.Sub(b.started)
 }
 
-// Table returns the rows buffered for table.
+// Table returns the rows buffered for table, one []any per row (NULL as
+// nil).
 func (b *Batch) Table(table string) [][]any {
 	if t := b.byName[table]; t != nil {
-		return t.rows
+		return t.rowValues()
 	}
 	return nil
 }
@@ -172,7 +211,10 @@ func (b *Batch) Table(table string) [][]any {
 // Reset empties the batch for reuse.
 func (b *Batch) Reset() {
 	for _, t := range b.bufs {
-		t.rows = t.rows[:0]
+		for j := range t.cols {
+			t.cols[j].reset()
+		}
+		t.n = 0
 		t.vers = t.vers[:0]
 		if t.idx != nil {
 			clear(t.idx)
@@ -186,11 +228,31 @@ func (b *Batch) Reset() {
 func (b *Batch) RowsByTable() map[string]int {
 	m := map[string]int{}
 	for _, t := range b.bufs {
-		if len(t.rows) > 0 {
-			m[t.spec.name] = len(t.rows)
+		if t.n > 0 {
+			m[t.spec.name] = t.n
 		}
 	}
 	return m
+}
+
+// columnWriter is implemented by writers that take a batch column by column
+// (sinks/chdb): typed slices, nothing boxed. See chdb.Engine.InsertColumns.
+type columnWriter interface {
+	InsertColumns(ctx context.Context, table string, columns []string, data []any) error
+}
+
+// insert writes one table's rows through w.
+func (t *tableBuf) insert(ctx context.Context, w Writer) error {
+	var err error
+	if cw, ok := w.(columnWriter); ok {
+		err = cw.InsertColumns(ctx, t.spec.name, t.spec.cols, t.columnData())
+	} else {
+		err = w.Insert(ctx, t.spec.name, t.spec.cols, t.rowValues())
+	}
+	if err != nil {
+		return fmt.Errorf("insert %s batch (%d rows): %w", t.spec.name, t.n, err)
+	}
+	return nil
 }
 
 // Write inserts every non-empty table, one insert each, in dependency order.
@@ -204,11 +266,11 @@ func (b *Batch) Write(ctx context.Context, w Writer) error { return b.WriteParal
 func (b *Batch) WriteParallel(ctx context.Context, w Writer, n int) error {
 	if n <= 1 {
 		for _, t := range b.bufs {
-			if len(t.rows) == 0 {
+			if t.n == 0 {
 				continue
 			}
-			if err := w.Insert(ctx, t.spec.name, t.spec.cols, t.rows); err != nil {
-				return fmt.Errorf("insert %s batch (%d rows): %w", t.spec.name, len(t.rows), err)
+			if err := t.insert(ctx, w); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -218,17 +280,17 @@ func (b *Batch) WriteParallel(ctx context.Context, w Writer, n int) error {
 	var mu sync.Mutex
 	var first error
 	for _, t := range b.bufs {
-		if len(t.rows) == 0 {
+		if t.n == 0 {
 			continue
 		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func(t *tableBuf) {
 			defer func() { <-sem; wg.Done() }()
-			if err := w.Insert(ctx, t.spec.name, t.spec.cols, t.rows); err != nil {
+			if err := t.insert(ctx, w); err != nil {
 				mu.Lock()
 				if first == nil {
-					first = fmt.Errorf("insert %s batch (%d rows): %w", t.spec.name, len(t.rows), err)
+					first = err
 				}
 				mu.Unlock()
 			}
@@ -259,4 +321,20 @@ func (p *pool) Insert(ctx context.Context, table string, columns []string, rows 
 	}
 	defer func() { p.idle <- w }()
 	return w.Insert(ctx, table, columns, rows)
+}
+
+// InsertColumns passes a columnar batch on, as rows to a writer that only
+// takes rows.
+func (p *pool) InsertColumns(ctx context.Context, table string, columns []string, data []any) error {
+	var w Writer
+	select {
+	case w = <-p.idle:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { p.idle <- w }()
+	if cw, ok := w.(columnWriter); ok {
+		return cw.InsertColumns(ctx, table, columns, data)
+	}
+	return w.Insert(ctx, table, columns, rowsOf(data))
 }

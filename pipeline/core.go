@@ -363,9 +363,12 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		}
 		c.ID = id
 		if emit {
-			b.add(OutRawCustomers, rowKey{id, 0}, lsn, []any{id, c.Name, c.Email, c.Phone.Value(), c.Segment.String(), c.Region.String(), c.Country.String(), c.City.String(), c.CreatedAt.NotNull(), c.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
-			b.add(OutCustomers, rowKey{id, 0}, lsn, []any{id, c.Name, c.Email, c.Phone.Value(), c.Segment.String(), c.Region.String(), c.Country.String(), c.City.String(), c.CreatedAt.NotNull(), c.UpdatedAt.NotNull(), lsn, dl})
-			b.add(OutCustomerHist, rowKey{id, int64(lsn)}, lsn, []any{id, lsn, ts.NotNull(), c.Name, c.Email, c.Phone.Value(), c.Segment.String(), c.Region.String(), c.Country.String(), c.City.String(), c.CreatedAt.NotNull(), lsn, dl})
+			b.row(OutRawCustomers, rowKey{id, 0}, lsn).i64(id).str(c.Name).str(c.Email).nullStr(c.Phone).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).str(c.City.String()).
+				time(c.CreatedAt).time(c.UpdatedAt).u64(lsn).u8(dl).time(ts).end()
+			b.row(OutCustomers, rowKey{id, 0}, lsn).i64(id).str(c.Name).str(c.Email).nullStr(c.Phone).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).str(c.City.String()).
+				time(c.CreatedAt).time(c.UpdatedAt).u64(lsn).u8(dl).end()
+			b.row(OutCustomerHist, rowKey{id, int64(lsn)}, lsn).i64(id).u64(lsn).time(ts).str(c.Name).str(c.Email).nullStr(c.Phone).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).str(c.City.String()).
+				time(c.CreatedAt).u64(lsn).u8(dl).end()
 		}
 	case TProducts:
 		prev, _ := s.products.before(id, lsn)
@@ -374,8 +377,8 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 			return poison(ReasonColumn, err)
 		}
 		if emit {
-			b.add(OutRawProducts, rowKey{id, 0}, lsn, []any{id, p.SKU, p.Name, p.Category.String(), p.Price.String(), p.Currency, p.CreatedAt.NotNull(), p.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
-			b.add(OutProducts, rowKey{id, 0}, lsn, []any{id, p.SKU, p.Name, p.Category.String(), p.Price.String(), p.Currency, p.UpdatedAt.NotNull(), lsn, dl})
+			b.row(OutRawProducts, rowKey{id, 0}, lsn).i64(id).str(p.SKU).str(p.Name).str(p.Category.String()).money(p.Price).str(p.Currency).time(p.CreatedAt).time(p.UpdatedAt).u64(lsn).u8(dl).time(ts).end()
+			b.row(OutProducts, rowKey{id, 0}, lsn).i64(id).str(p.SKU).str(p.Name).str(p.Category.String()).money(p.Price).str(p.Currency).time(p.UpdatedAt).u64(lsn).u8(dl).end()
 		}
 	case TCampaigns:
 		prev, _ := s.campaigns.before(id, lsn)
@@ -384,8 +387,8 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 			return poison(ReasonColumn, err)
 		}
 		if emit {
-			b.add(OutRawCampaigns, rowKey{id, 0}, lsn, []any{id, c.Code, c.Name, c.StartsAt.NotNull(), c.EndsAt.NotNull(), c.DiscountPct.String(), c.CreatedAt.NotNull(), c.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
-			b.add(OutCampaigns, rowKey{id, 0}, lsn, []any{id, c.Code, c.Name, c.StartsAt.NotNull(), c.EndsAt.NotNull(), c.DiscountPct.String(), c.UpdatedAt.NotNull(), lsn, dl})
+			b.row(OutRawCampaigns, rowKey{id, 0}, lsn).i64(id).str(c.Code).str(c.Name).time(c.StartsAt).time(c.EndsAt).money(c.DiscountPct).time(c.CreatedAt).time(c.UpdatedAt).u64(lsn).u8(dl).time(ts).end()
+			b.row(OutCampaigns, rowKey{id, 0}, lsn).i64(id).str(c.Code).str(c.Name).time(c.StartsAt).time(c.EndsAt).money(c.DiscountPct).time(c.UpdatedAt).u64(lsn).u8(dl).end()
 		}
 	case TOrderItems:
 		prev, _ := s.items.latestBefore(id, lsn)
@@ -394,7 +397,8 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 			return poison(ReasonColumn, err)
 		}
 		if emit {
-			b.add(OutRawOrderItems, rowKey{id, 0}, lsn, []any{id, it.OrderID, it.LineNo, it.ProductID, it.Quantity, it.UnitPrice.String(), it.Discount.String(), it.CreatedAt.NotNull(), it.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
+			b.row(OutRawOrderItems, rowKey{id, 0}, lsn).i64(id).i64(it.OrderID).i32(it.LineNo).i64(it.ProductID).i32(it.Quantity).money(it.UnitPrice).money(it.Discount).
+				time(it.CreatedAt).time(it.UpdatedAt).u64(lsn).u8(dl).time(ts).end()
 		}
 	case TOrders:
 		st := s.orders[id]
@@ -409,7 +413,9 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		}
 		o.ID = id
 		if emit {
-			b.add(OutRawOrders, rowKey{id, 0}, lsn, []any{id, o.CustomerID, o.CampaignID.Value(), o.Status, o.Currency, o.Subtotal.String(), o.Discount.String(), o.Total.String(), o.PlacedAt.NotNull(), o.PaidAt.Value(), o.ShippedAt.Value(), o.DeliveredAt.Value(), o.CancelledAt.Value(), o.RefundedAt.Value(), o.CreatedAt.NotNull(), o.UpdatedAt.NotNull(), lsn, dl, ts.NotNull()})
+			b.row(OutRawOrders, rowKey{id, 0}, lsn).i64(id).i64(o.CustomerID).nullInt(o.CampaignID).str(o.Status).str(o.Currency).money(o.Subtotal).money(o.Discount).money(o.Total).
+				time(o.PlacedAt).nullTime(o.PaidAt).nullTime(o.ShippedAt).nullTime(o.DeliveredAt).nullTime(o.CancelledAt).nullTime(o.RefundedAt).
+				time(o.CreatedAt).time(o.UpdatedAt).u64(lsn).u8(dl).time(ts).end()
 		}
 		if !stale {
 			if st == nil {
@@ -435,7 +441,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		return poison(ReasonUnknownTable, fmt.Errorf("table %q", r.Table))
 	}
 	if emit {
-		b.add(OutChangeLog, rowKey{}, lsn, changeLogRow(r, id))
+		changeLogRow(b, r, id)
 		b.noteEvent(r.Size, ts)
 	}
 	return nil
@@ -479,27 +485,26 @@ func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 			units += uint32(max(it.Row.Quantity, 0))
 		}
 	}
-	b.add(OutCustomerOrders, rowKey{st.ID, 0}, ver, []any{
-		st.ID, st.CustomerID, c.Name, c.Email, c.Segment.String(), c.Region.String(), c.Country.String(), c.City.String(), c.CreatedAt.NotNull(), st.CustVer,
-		st.CampaignID.Value(), campCode, st.Status, st.Currency,
-		st.PlacedAt.NotNull(), st.PaidAt.Value(), st.ShippedAt.Value(), st.DeliveredAt.Value(), st.CancelledAt.Value(), st.RefundedAt.Value(),
-		count, units, st.Subtotal.String(), st.Discount.String(), st.Total.String(), st.UpdatedAt.NotNull(), ver, dl,
-	})
+	b.row(OutCustomerOrders, rowKey{st.ID, 0}, ver).
+		i64(st.ID).i64(st.CustomerID).str(c.Name).str(c.Email).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).str(c.City.String()).time(c.CreatedAt).u64(st.CustVer).
+		nullInt(st.CampaignID).str(campCode).str(st.Status).str(st.Currency).
+		time(st.PlacedAt).nullTime(st.PaidAt).nullTime(st.ShippedAt).nullTime(st.DeliveredAt).nullTime(st.CancelledAt).nullTime(st.RefundedAt).
+		u32(count).u32(units).money(st.Subtotal).money(st.Discount).money(st.Total).time(st.UpdatedAt).u64(ver).u8(dl).end()
 	for _, it := range its {
 		p, _ := s.products.lookup(it.Row.ProductID, ver, NullTime)
 		ld := dl
 		if it.Deleted {
 			ld = 1
 		}
-		b.add(OutOrderLines, rowKey{st.ID, it.Row.ID}, ver, []any{
-			st.ID, it.Row.ID, it.Row.LineNo, it.Row.ProductID, p.Row.SKU, p.Row.Name, p.Row.Category.String(),
-			it.Row.Quantity, it.Row.UnitPrice.String(), it.Row.Discount.String(), it.Row.LineTotal().String(),
-			st.CustomerID, c.Segment.String(), c.Region.String(), c.Country.String(), st.CampaignID.Value(), st.Status, st.PlacedAt.NotNull(), ver, ld,
-		})
+		b.row(OutOrderLines, rowKey{st.ID, it.Row.ID}, ver).
+			i64(st.ID).i64(it.Row.ID).i32(it.Row.LineNo).i64(it.Row.ProductID).str(p.Row.SKU).str(p.Row.Name).str(p.Row.Category.String()).
+			i32(it.Row.Quantity).money(it.Row.UnitPrice).money(it.Row.Discount).money(it.Row.LineTotal()).
+			i64(st.CustomerID).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).nullInt(st.CampaignID).str(st.Status).time(st.PlacedAt).u64(ver).u8(ld).end()
 	}
 }
 
-func changeLogRow(r Rec, id int64) []any {
+// changeLogRow adds the change_log row of r (the event's primary key id).
+func changeLogRow(b *Batch, r Rec, id int64) {
 	ev := r.Event
 	key := string(r.Key)
 	if key == "" {
@@ -511,8 +516,8 @@ func changeLogRow(r Rec, id int64) []any {
 	} else {
 		before, after = rowJSON(ev.Before), rowJSON(ev.After)
 	}
-	return []any{r.Table, key, ev.Op, ev.Source.LSN, ev.Source.TxID, commitMicros(ev).NotNull(), before, after,
-		eventHash(r.Table, key, ev.Op, ev.Source.LSN, before, after)}
+	b.row(OutChangeLog, rowKey{}, ev.Source.LSN).str(r.Table).str(key).str(ev.Op).u64(ev.Source.LSN).i64(ev.Source.TxID).time(commitMicros(ev)).str(before).str(after).
+		u64(eventHash(r.Table, key, ev.Op, ev.Source.LSN, before, after)).end()
 }
 
 // eventHash is the change_log event_id: 64-bit FNV-1a over the table, key,

@@ -26,6 +26,41 @@ func columnName(b []byte) string {
 	return s
 }
 
+// envStrings interns the envelope's low-cardinality strings (op, source
+// table, schema, db, name, version, connector, snapshot): one allocation per
+// distinct value instead of eight per event.
+var envStrings struct {
+	sync.RWMutex
+	m map[string]string
+}
+
+// internedStr reads a JSON string, interned when short.
+func internedStr(d *jx.Decoder) (string, error) {
+	if d.Next() != jx.String {
+		return d.Str() // the decoder's own error
+	}
+	b, err := d.StrBytes()
+	if err != nil || len(b) > 64 {
+		return string(b), err
+	}
+	envStrings.RLock()
+	s, ok := envStrings.m[string(b)]
+	envStrings.RUnlock()
+	if ok {
+		return s, nil
+	}
+	s = string(b)
+	envStrings.Lock()
+	if envStrings.m == nil {
+		envStrings.m = map[string]string{}
+	}
+	if len(envStrings.m) < 4096 {
+		envStrings.m[s] = s
+	}
+	envStrings.Unlock()
+	return s, nil
+}
+
 // decodeEvent parses a record value in one pass for the envelope capture
 // writes, and returns the raw JSON of "before" and "after" (for the change
 // log, so it is not re-encoded). Anything unusual (Debezium's schema wrapper
@@ -101,22 +136,22 @@ func decodeFast(value []byte, maps bool) (*envelope.Event, []byte, []byte, error
 				case "ts_ms":
 					e.Source.TsMs, err = d.Int64()
 				case "table":
-					e.Source.Table, err = d.Str()
+					e.Source.Table, err = internedStr(d)
 				case "schema":
-					e.Source.Schema, err = d.Str()
+					e.Source.Schema, err = internedStr(d)
 				case "db":
-					e.Source.DB, err = d.Str()
+					e.Source.DB, err = internedStr(d)
 				case "name":
-					e.Source.Name, err = d.Str()
+					e.Source.Name, err = internedStr(d)
 				case "version":
-					e.Source.Version, err = d.Str()
+					e.Source.Version, err = internedStr(d)
 				case "connector":
-					e.Source.Connector, err = d.Str()
+					e.Source.Connector, err = internedStr(d)
 				case "snapshot":
 					if d.Next() != jx.String {
 						return errSlowPath
 					}
-					e.Source.Snapshot, err = d.Str()
+					e.Source.Snapshot, err = internedStr(d)
 				default:
 					return d.Skip()
 				}
@@ -124,7 +159,7 @@ func decodeFast(value []byte, maps bool) (*envelope.Event, []byte, []byte, error
 			})
 		case "op":
 			var err error
-			e.Op, err = d.Str()
+			e.Op, err = internedStr(d)
 			return err
 		case "ts_ms":
 			var err error

@@ -51,6 +51,17 @@ func (l *lockedWriter) Insert(ctx context.Context, table string, cols []string, 
 	return l.w.Insert(ctx, table, cols, rows)
 }
 
+// InsertColumns keeps the columnar path the transformer takes with the
+// embedded engine.
+func (l *lockedWriter) InsertColumns(ctx context.Context, table string, cols []string, data []any) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cw, ok := l.w.(columnWriter); ok {
+		return cw.InsertColumns(ctx, table, cols, data)
+	}
+	return l.w.Insert(ctx, table, cols, rowsOf(data))
+}
+
 // openDB opens a fresh database with the schema applied.
 func openDB(t testing.TB) *chdb.Engine {
 	t.Helper()

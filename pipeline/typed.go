@@ -508,27 +508,31 @@ func itemFromJSON(raw []byte, it Item) (Item, error) {
 }
 
 // rawID reads the "id" column of a row image (0, false when absent). It
-// stops at the first "id" key (the image was validated as JSON when it was
-// cut out of the envelope).
+// stops at the first non-null "id" (the image was validated as JSON when it
+// was cut out of the envelope); it iterates rather than returning an error
+// from a callback, which jx wraps with a stack trace.
 func rawID(raw []byte) (int64, bool) {
-	var id int64
-	found := false
 	d := jx.GetDecoder()
 	defer jx.PutDecoder(d)
 	d.ResetBytes(raw)
-	err := d.ObjBytes(func(d *jx.Decoder, key []byte) error {
-		if !found && string(key) == "id" {
-			v, ok, err := jv{d}.int()
-			id, found = v, ok
-			if err == nil && ok {
-				return errFoundID
+	it, err := d.ObjIter()
+	if err != nil {
+		return 0, false
+	}
+	for it.Next() {
+		if string(it.Key()) == "id" {
+			id, ok, err := jv{d}.int()
+			if err != nil {
+				return 0, false
 			}
-			return err
+			if ok {
+				return id, true
+			}
+			continue
 		}
-		return d.Skip()
-	})
-	return id, found && (err == nil || errors.Is(err, errFoundID))
+		if d.Skip() != nil {
+			return 0, false
+		}
+	}
+	return 0, false
 }
-
-// errFoundID ends rawID's walk at the id.
-var errFoundID = errors.New("id found")

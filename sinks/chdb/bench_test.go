@@ -2,7 +2,9 @@ package chdb
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -82,6 +84,50 @@ func BenchmarkEncode(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := encodeNative(nil, types, benchColumns, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkEncodeColumns is BenchmarkEncode with the batch given column by
+// column (InsertColumns).
+func BenchmarkEncodeColumns(b *testing.B) {
+	e := openEngine(b)
+	mustExec(b, e, benchDDL)
+	types, err := e.columnTypes(context.Background(), "facts", sinks.QualifiedTable(e.db, "facts"), benchColumns)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := benchRows(0, 100_000)
+	data := make([]any, len(benchColumns))
+	for j, name := range benchColumns {
+		switch name {
+		case "campaign_id", "paid_at", "shipped_at": // Nullable
+			var ni []sql.Null[int64]
+			var nt []sql.Null[time.Time]
+			for _, r := range rows {
+				v, ok := r[j].(int64)
+				ni = append(ni, sql.Null[int64]{V: v, Valid: ok})
+				t, ok := r[j].(time.Time)
+				nt = append(nt, sql.Null[time.Time]{V: t, Valid: ok})
+			}
+			if name == "campaign_id" {
+				data[j] = ni
+			} else {
+				data[j] = nt
+			}
+			continue
+		}
+		col := reflect.MakeSlice(reflect.SliceOf(reflect.TypeOf(rows[0][j])), len(rows), len(rows))
+		for i, r := range rows {
+			col.Index(i).Set(reflect.ValueOf(r[j]))
+		}
+		data[j] = col.Interface()
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := encodeColumns(nil, types, benchColumns, data, len(rows)); err != nil {
 			b.Fatal(err)
 		}
 	}

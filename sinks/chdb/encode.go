@@ -270,6 +270,11 @@ func appendDecimal(b []byte, t *chType, v any) ([]byte, error) {
 		}
 		s = strconv.FormatInt(n, 10)
 	}
+	return appendDecimalText(b, t, s)
+}
+
+// appendDecimalText encodes decimal text s scaled by the column's scale.
+func appendDecimalText(b []byte, t *chType, s string) ([]byte, error) {
 	if t.width <= 8 {
 		if n, ok := parseDecimal64(s, t.scale); ok {
 			if t.width == 4 && (n < math.MinInt32 || n > math.MaxInt32) {

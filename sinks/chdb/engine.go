@@ -395,6 +395,11 @@ func (e *Engine) Insert(ctx context.Context, table string, columns []string, row
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", table, err)
 	}
+	return e.insertBlock(ctx, table, qt, columns, raw, len(rows))
+}
+
+// insertBlock loads an encoded Native block of n rows into qt.
+func (e *Engine) insertBlock(ctx context.Context, table, qt string, columns []string, raw []byte, n int) error {
 	f, err := os.CreateTemp(e.spool, "insert-*.native")
 	if err != nil {
 		return fmt.Errorf("insert %s: spool batch: %w", table, err)
@@ -429,7 +434,7 @@ func (e *Engine) Insert(ctx context.Context, table string, columns []string, row
 		e.typesMu.Lock()
 		delete(e.types, qt)
 		e.typesMu.Unlock()
-		return fmt.Errorf("insert %s (%d rows): %w", table, len(rows), err)
+		return fmt.Errorf("insert %s (%d rows): %w", table, n, err)
 	}
 	return nil
 }
