@@ -111,3 +111,28 @@ func TestTableValues(t *testing.T) {
 	}()
 	b.row(OutChangeLog, rowKey{}, 1).str("orders").end()
 }
+
+// TestDecodingPathsSameRows: the rows built from events decoded into maps,
+// decoded lazily (images parsed at apply) and decoded ahead (key, images and
+// change_log text derived before the apply) are the same.
+func TestDecodingPathsSameRows(t *testing.T) {
+	build := func(l, p bool) map[string][][]any {
+		lazy, predecoded = l, p
+		defer func() { lazy, predecoded = false, false }()
+		b := equivalenceBatch(t)
+		out := map[string][][]any{}
+		for _, o := range outputs {
+			out[o.name] = b.Table(o.name)
+		}
+		return out
+	}
+	maps, lazyRows, pre := build(false, false), build(true, false), build(true, true)
+	for _, o := range outputs {
+		if !reflect.DeepEqual(maps[o.name], lazyRows[o.name]) {
+			t.Errorf("%s: lazy decoding built other rows than maps:\n%v\n%v", o.name, lazyRows[o.name], maps[o.name])
+		}
+		if !reflect.DeepEqual(pre[o.name], lazyRows[o.name]) {
+			t.Errorf("%s: decoding ahead built other rows:\n%v\n%v", o.name, pre[o.name], lazyRows[o.name])
+		}
+	}
+}

@@ -17,7 +17,8 @@ type Rec struct {
 	Size      int // bytes of the record value
 	Event     *envelope.Event
 
-	rawBefore, rawAfter []byte // the images' JSON as received, when known
+	rawBefore, rawAfter []byte   // the images' JSON as received, when known
+	pre                 *decoded // what was derived from them ahead (transformer), or nil
 }
 
 // Reasons for a poison event (the dlq_total label and the DLQ header).
@@ -122,45 +123,75 @@ func eventID(ev *envelope.Event, raw []byte) (int64, bool) {
 	return keyID(ev)
 }
 
-// decoders from the raw image when known, else from the decoded map.
-func (s *State) customerOf(ev *envelope.Event, raw []byte, prev Customer) (Customer, error) {
+// decoders from the raw image when known (parsed ahead when pre has it),
+// else from the decoded map.
+func (s *State) customerOf(ev *envelope.Event, raw []byte, prev Customer, pre *decoded) (Customer, error) {
 	if raw != nil {
+		if pre != nil && pre.parsed {
+			return pre.img.c.over(prev, pre.img.mask), pre.img.err
+		}
 		return customerFromJSON(raw, prev)
 	}
 	return decodeCustomer(ev.Image(), prev)
 }
 
-func productOf(ev *envelope.Event, raw []byte, prev Product) (Product, error) {
+func productOf(ev *envelope.Event, raw []byte, prev Product, pre *decoded) (Product, error) {
 	if raw != nil {
+		if pre != nil && pre.parsed {
+			return pre.img.p.over(prev, pre.img.mask), pre.img.err
+		}
 		return productFromJSON(raw, prev)
 	}
 	return decodeProduct(ev.Image(), prev)
 }
 
-func campaignOf(ev *envelope.Event, raw []byte, prev Campaign) (Campaign, error) {
+func campaignOf(ev *envelope.Event, raw []byte, prev Campaign, pre *decoded) (Campaign, error) {
 	if raw != nil {
+		if pre != nil && pre.parsed {
+			return pre.img.k.over(prev, pre.img.mask), pre.img.err
+		}
 		return campaignFromJSON(raw, prev)
 	}
 	return decodeCampaign(ev.Image(), prev)
 }
 
-func orderOf(ev *envelope.Event, raw []byte, prev Order) (Order, error) {
+func orderOf(ev *envelope.Event, raw []byte, prev Order, pre *decoded) (Order, error) {
 	if raw != nil {
+		if pre != nil && pre.parsed {
+			return pre.img.o.over(prev, pre.img.mask), pre.img.err
+		}
 		return orderFromJSON(raw, prev)
 	}
 	return decodeOrder(ev.Image(), prev)
 }
 
-func itemOf(ev *envelope.Event, raw []byte, prev Item) (Item, error) {
+func itemOf(ev *envelope.Event, raw []byte, prev Item, pre *decoded) (Item, error) {
 	if raw != nil {
+		if pre != nil && pre.parsed {
+			return pre.img.it.over(prev, pre.img.mask), pre.img.err
+		}
 		return itemFromJSON(raw, prev)
 	}
 	return decodeItem(ev.Image(), prev)
 }
 
+// idOf is eventID, computed ahead when pre has it.
+func idOf(ev *envelope.Event, raw []byte, pre *decoded) (int64, bool) {
+	if pre != nil {
+		return pre.id, pre.idOK
+	}
+	return eventID(ev, raw)
+}
+
 func (s *State) applySide(table string, ev *envelope.Event, rawBefore, rawAfter []byte) error {
+	return s.applySideDecoded(table, ev, rawBefore, rawAfter, nil)
+}
+
+// applySideDecoded is applySide with what the transformer derived from the
+// event ahead (pre, from the same ev and images), or nil.
+func (s *State) applySideDecoded(table string, ev *envelope.Event, rawBefore, rawAfter []byte, pre *decoded) error {
 	raw := imageOf(ev, rawBefore, rawAfter)
-	id, ok := eventID(ev, raw)
+	id, ok := idOf(ev, raw, pre)
 	if !ok {
 		return poison(ReasonNoKey, fmt.Errorf("%s event without id", table))
 	}
@@ -168,7 +199,7 @@ func (s *State) applySide(table string, ev *envelope.Event, rawBefore, rawAfter 
 	switch table {
 	case TCustomers:
 		prev, _ := s.customers.before(id, lsn)
-		c, err := s.customerOf(ev, raw, prev.Row)
+		c, err := s.customerOf(ev, raw, prev.Row, pre)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -177,7 +208,7 @@ func (s *State) applySide(table string, ev *envelope.Event, rawBefore, rawAfter 
 		s.repairCustomer(id)
 	case TProducts:
 		prev, _ := s.products.before(id, lsn)
-		p, err := productOf(ev, raw, prev.Row)
+		p, err := productOf(ev, raw, prev.Row, pre)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -185,7 +216,7 @@ func (s *State) applySide(table string, ev *envelope.Event, rawBefore, rawAfter 
 		s.products.put(id, version[Product]{LSN: lsn, Ts: ts, Deleted: del, Row: p})
 	case TCampaigns:
 		prev, _ := s.campaigns.before(id, lsn)
-		c, err := campaignOf(ev, raw, prev.Row)
+		c, err := campaignOf(ev, raw, prev.Row, pre)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -193,7 +224,7 @@ func (s *State) applySide(table string, ev *envelope.Event, rawBefore, rawAfter 
 		s.campaigns.put(id, version[Campaign]{LSN: lsn, Ts: ts, Deleted: del, Row: c})
 	case TOrderItems:
 		prev, _ := s.items.latestBefore(id, lsn)
-		it, err := itemOf(ev, raw, prev.Row)
+		it, err := itemOf(ev, raw, prev.Row, pre)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -344,7 +375,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 	if ev.Image() != nil {
 		raw = nil // decoded maps given (e.g. by envelope.Decode): use them
 	}
-	id, ok := eventID(ev, raw)
+	id, ok := idOf(ev, raw, r.pre)
 	if !ok {
 		return poison(ReasonNoKey, fmt.Errorf("%s event without id", r.Table))
 	}
@@ -357,7 +388,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 	switch r.Table {
 	case TCustomers:
 		prev, _ := s.customers.before(id, lsn)
-		c, err := s.customerOf(ev, raw, prev.Row)
+		c, err := s.customerOf(ev, raw, prev.Row, r.pre)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -372,7 +403,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		}
 	case TProducts:
 		prev, _ := s.products.before(id, lsn)
-		p, err := productOf(ev, raw, prev.Row)
+		p, err := productOf(ev, raw, prev.Row, r.pre)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -382,7 +413,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		}
 	case TCampaigns:
 		prev, _ := s.campaigns.before(id, lsn)
-		c, err := campaignOf(ev, raw, prev.Row)
+		c, err := campaignOf(ev, raw, prev.Row, r.pre)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -392,7 +423,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		}
 	case TOrderItems:
 		prev, _ := s.items.latestBefore(id, lsn)
-		it, err := itemOf(ev, raw, prev.Row)
+		it, err := itemOf(ev, raw, prev.Row, r.pre)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -407,7 +438,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 		if st != nil {
 			prev = st.Order
 		}
-		o, err := orderOf(ev, raw, prev)
+		o, err := orderOf(ev, raw, prev, r.pre)
 		if err != nil {
 			return poison(ReasonColumn, err)
 		}
@@ -506,18 +537,31 @@ func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 // changeLogRow adds the change_log row of r (the event's primary key id).
 func changeLogRow(b *Batch, r Rec, id int64) {
 	ev := r.Event
-	key := string(r.Key)
+	cl := changeLogText{}
+	if r.pre != nil && r.pre.clReady {
+		cl = r.pre.cl
+	} else {
+		cl = changeLogOf(r.Table, r.Key, ev, id, r.rawBefore, r.rawAfter)
+	}
+	b.row(OutChangeLog, rowKey{}, ev.Source.LSN).str(r.Table).str(cl.key).str(ev.Op).u64(ev.Source.LSN).i64(ev.Source.TxID).time(commitMicros(ev)).
+		str(cl.before).str(cl.after).u64(cl.hash).end()
+}
+
+// changeLogOf is the text of an event's change_log row: the record key (or
+// {"id":N}), the images as received (or re-encoded from the decoded maps),
+// and the event_id hash over them.
+func changeLogOf(table string, recKey []byte, ev *envelope.Event, id int64, rawBefore, rawAfter []byte) changeLogText {
+	key := string(recKey)
 	if key == "" {
 		key = `{"id":` + strconv.FormatInt(id, 10) + `}`
 	}
 	var before, after string
-	if r.rawBefore != nil || r.rawAfter != nil {
-		before, after = string(r.rawBefore), string(r.rawAfter)
+	if rawBefore != nil || rawAfter != nil {
+		before, after = string(rawBefore), string(rawAfter)
 	} else {
 		before, after = rowJSON(ev.Before), rowJSON(ev.After)
 	}
-	b.row(OutChangeLog, rowKey{}, ev.Source.LSN).str(r.Table).str(key).str(ev.Op).u64(ev.Source.LSN).i64(ev.Source.TxID).time(commitMicros(ev)).str(before).str(after).
-		u64(eventHash(r.Table, key, ev.Op, ev.Source.LSN, before, after)).end()
+	return changeLogText{key: key, before: before, after: after, hash: eventHash(table, key, ev.Op, ev.Source.LSN, before, after)}
 }
 
 // eventHash is the change_log event_id: 64-bit FNV-1a over the table, key,

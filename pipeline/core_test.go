@@ -400,20 +400,46 @@ func lazyEvent(e *envelope.Event) (*envelope.Event, []byte, []byte) {
 	return le, rb, ra
 }
 
+// predecoded (with lazy) makes the helpers also derive the key, the parsed
+// image and the change_log text ahead, as the transformer's decoders do.
+var predecoded bool
+
 func sideApply(s *State, table string, e *envelope.Event) error {
 	le, rb, ra := lazyEvent(e)
+	if predecoded {
+		d := &decoded{ev: le, before: rb, after: ra}
+		d.prepare(table, nil, false)
+		return s.applySideDecoded(table, le, rb, ra, d)
+	}
 	return s.applySide(table, le, rb, ra)
 }
 
 func groupApply(s *State, b *Batch, table string, e *envelope.Event) error {
 	le, rb, ra := lazyEvent(e)
-	return s.ApplyGroup(b, Rec{Table: table, Event: le, rawBefore: rb, rawAfter: ra})
+	var d *decoded
+	if predecoded {
+		d = &decoded{ev: le, before: rb, after: ra}
+		d.prepare(table, nil, true)
+	}
+	return s.ApplyGroup(b, Rec{Table: table, Event: le, rawBefore: rb, rawAfter: ra, pre: d})
 }
 
 // TestCoreLazy runs the core tests on the transformer's decoding path.
 func TestCoreLazy(t *testing.T) {
 	lazy = true
 	defer func() { lazy = false }()
+	coreTests(t)
+}
+
+// TestCorePredecoded runs the core tests with what the transformer derives
+// ahead of the apply (key, parsed image, change_log text).
+func TestCorePredecoded(t *testing.T) {
+	lazy, predecoded = true, true
+	defer func() { lazy, predecoded = false, false }()
+	coreTests(t)
+}
+
+func coreTests(t *testing.T) {
 	for name, f := range map[string]func(*testing.T){
 		"FactLifecycle": TestFactLifecycle, "AsOfCustomerChangedLater": TestAsOfCustomerChangedLater,
 		"LateDimensionRepair": TestLateDimensionRepair, "StaleEventNeverOverwrites": TestStaleEventNeverOverwrites,

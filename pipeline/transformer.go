@@ -109,6 +109,10 @@ type Transformer struct {
 	ordersLSO  map[int32]int64 // orders partitions' last stable offsets, listed at the last barrier
 	itemTarget map[int64]int64 // order id -> orders-partition offset to reach before its item change is derived
 	inflight   *inflight
+
+	// reused buffers of the records of one poll and their decoded envelopes
+	groupRecs, sideRecs []*kgo.Record
+	groupDec, sideDec   []decoded
 }
 
 // New returns a transformer writing through w. reg may be nil.
@@ -375,25 +379,37 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 			continue
 		}
 		empty = 0
-		fs.EachRecord(func(r *kgo.Record) {
+		t.sideRecs = records(fs, t.sideRecs)
+		t.sideDec = grow(t.sideDec, len(t.sideRecs))
+		decodeRecords(t.sideRecs, t.sideDec, t.topic, false)
+		for i, r := range t.sideRecs {
 			k := tp{r.Topic, r.Partition}
 			t.sideNext[k] = r.Offset + 1
 			if r.Offset+1 >= target[k] {
 				delete(target, k)
 			}
-			if r.Attrs.IsControl() || len(r.Value) == 0 {
-				return
+			d := &t.sideDec[i]
+			if r.Attrs.IsControl() || len(r.Value) == 0 || d.err != nil || d.ev == nil {
+				continue // the group path sends an undecodable event to the DLQ
 			}
-			ev, rawBefore, rawAfter, err := decodeEventLazy(r.Value)
-			if err != nil || ev == nil {
-				return // the group path sends it to the DLQ
-			}
-			if err := t.state.applySide(t.topic[r.Topic], ev, rawBefore, rawAfter); err != nil {
+			if err := t.state.applySideDecoded(t.topic[r.Topic], d.ev, d.before, d.after, d); err != nil {
 				t.log.Debug("side event not applied", "topic", r.Topic, "offset", r.Offset, "err", err)
 			}
-		})
+		}
+		clear(t.sideDec)
+		clear(t.sideRecs)
 	}
 	return nil
+}
+
+// grow returns s with length n (its elements zero), reusing its array.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 // apply runs the barrier and applies one poll's records.
@@ -407,15 +423,24 @@ func (t *Transformer) apply(ctx context.Context, fs kgo.Fetches) error {
 	if fs.NumRecords() == 0 {
 		return nil
 	}
-	if err := t.catchUp(ctx); err != nil {
-		return err
-	}
-	var err error
-	fs.EachRecord(func(r *kgo.Record) {
+	// The polled records are decoded on other cores while the barrier
+	// reads the dimension topics; they are applied in order after it.
+	t.groupRecs = records(fs, t.groupRecs)
+	t.groupDec = grow(t.groupDec, len(t.groupRecs))
+	decodedAll := make(chan struct{})
+	go func() {
+		defer close(decodedAll)
+		decodeRecords(t.groupRecs, t.groupDec, t.topic, true)
+	}()
+	err := t.catchUp(ctx)
+	<-decodedAll
+	for i, r := range t.groupRecs {
 		if err == nil {
-			err = t.applyRecord(ctx, r)
+			err = t.applyRecord(ctx, r, &t.groupDec[i])
 		}
-	})
+	}
+	clear(t.groupDec)
+	clear(t.groupRecs)
 	if err != nil {
 		return err
 	}
@@ -455,7 +480,8 @@ func (t *Transformer) drainItemChanges() {
 	}
 }
 
-func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record) error {
+// applyRecord applies one polled record; d is its envelope, decoded ahead.
+func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded) error {
 	k := tp{r.Topic, r.Partition}
 	t.pos[k] = r.Offset + 1
 	table := t.topic[r.Topic]
@@ -474,12 +500,12 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record) error {
 	if len(r.Value) == 0 || r.Attrs.IsControl() {
 		return nil // tombstone or transaction marker
 	}
-	ev, rawBefore, rawAfter, err := decodeEventLazy(r.Value)
+	ev, rawBefore, rawAfter, err := d.ev, d.before, d.after, d.err
 	if err == nil && ev == nil {
 		return nil
 	}
 	if err == nil {
-		rec := Rec{Table: table, Key: r.Key, Partition: r.Partition, Size: len(r.Value), Event: ev, rawBefore: rawBefore, rawAfter: rawAfter}
+		rec := Rec{Table: table, Key: r.Key, Partition: r.Partition, Size: len(r.Value), Event: ev, rawBefore: rawBefore, rawAfter: rawAfter, pre: d}
 		if replaying {
 			_ = t.state.Replay(rec) // a poison event was sent to the DLQ the first time
 			return nil

@@ -265,31 +265,45 @@ func fields(raw []byte, set func(col []byte, v jv) error) error {
 	return err
 }
 
-func setInt(p *int64) func(int64, bool, error) error {
-	return func(v int64, ok bool, err error) error {
-		if err == nil && ok {
-			*p = v
-		}
-		return err
+// Image decoding is split in two: parse (pure: which columns the image
+// has, typed, and a bit per struct field a column set) and over (the parsed
+// fields over the previous state). parse runs ahead, on other cores; the
+// previous state is known only when the event is applied, in order.
+//
+// A field's bit is set exactly when the column would have overwritten the
+// field: an integer key or count only when not NULL; text, symbols,
+// decimals (NULL = 0), timestamps (NULL = NullTime) and nullable values
+// whenever present. Debezium's TOAST placeholder sets nothing.
+
+// set stores v in *p and marks bit when err is nil (and ok, for setOK).
+func set[T any](p *T, m *uint32, bit uint32, v T, err error) error {
+	if err == nil {
+		*p = v
+		*m |= bit
 	}
+	return err
 }
 
-func setStr(p *string) func(string, bool, error) error {
-	return func(v string, _ bool, err error) error {
-		if err == nil {
-			*p = v
-		}
-		return err
+func setOK[T any](p *T, m *uint32, bit uint32, v T, ok bool, err error) error {
+	if err == nil && ok {
+		*p = v
+		*m |= bit
 	}
+	return err
 }
 
-func setSym(p *Sym) func(Sym, bool, error) error {
-	return func(v Sym, _ bool, err error) error {
-		if err == nil {
-			*p = v
-		}
-		return err
+func moneyOr0(v Money, ok bool) Money {
+	if !ok {
+		return 0
 	}
+	return v
+}
+
+func timeOrNull(v Micros, ok bool) Micros {
+	if !ok {
+		return NullTime
+	}
+	return v
 }
 
 // sym reads a low-cardinality text value without allocating when known.
@@ -314,197 +328,421 @@ func (v jv) interned() (string, bool, error) {
 	return s.String(), ok, err
 }
 
-func setMoney(p *Money) func(Money, bool, error) error {
-	return func(v Money, ok bool, err error) error {
-		if err == nil {
-			*p = 0
-			if ok {
-				*p = v
-			}
-		}
-		return err
-	}
-}
+// field bits of the parsed images
+const (
+	fID uint32 = 1 << iota
+	f1
+	f2
+	f3
+	f4
+	f5
+	f6
+	f7
+	f8
+	f9
+	f10
+	f11
+	f12
+	f13
+	f14
+	f15
+)
 
-func setTime(p *Micros) func(Micros, bool, error) error {
-	return func(v Micros, ok bool, err error) error {
-		if err == nil {
-			*p = NullTime
-			if ok {
-				*p = v
-			}
-		}
-		return err
-	}
-}
-
-func setNullInt(p *NullInt) func(int64, bool, error) error {
-	return func(v int64, ok bool, err error) error {
-		if err == nil {
-			*p = NullInt{V: v, Valid: ok}
-		}
-		return err
-	}
-}
-
-func setInt32(p *int32) func(int64, bool, error) error {
-	return func(v int64, ok bool, err error) error {
-		if err == nil && ok {
-			*p = int32(v)
-		}
-		return err
-	}
-}
-
-func customerFromJSON(raw []byte, c Customer) (Customer, error) {
-	err := fields(raw, func(col []byte, v jv) error {
+func parseCustomer(raw []byte) (c Customer, m uint32, err error) {
+	err = fields(raw, func(col []byte, v jv) error {
 		switch string(col) {
 		case "id":
-			return setInt(&c.ID)(v.int())
+			x, ok, err := v.int()
+			return setOK(&c.ID, &m, fID, x, ok, err)
 		case "name":
-			return setStr(&c.Name)(v.str())
+			x, _, err := v.str()
+			return set(&c.Name, &m, f1, x, err)
 		case "email":
-			return setStr(&c.Email)(v.str())
+			x, _, err := v.str()
+			return set(&c.Email, &m, f2, x, err)
 		case "phone":
-			s, ok, err := v.str()
-			if err == nil {
-				c.Phone = NullString{S: s, Valid: ok}
-			}
-			return err
+			x, ok, err := v.str()
+			return set(&c.Phone, &m, f3, NullString{S: x, Valid: ok}, err)
 		case "segment":
-			return setSym(&c.Segment)(v.sym())
+			x, _, err := v.sym()
+			return set(&c.Segment, &m, f4, x, err)
 		case "region":
-			return setSym(&c.Region)(v.sym())
+			x, _, err := v.sym()
+			return set(&c.Region, &m, f5, x, err)
 		case "country":
-			return setSym(&c.Country)(v.sym())
+			x, _, err := v.sym()
+			return set(&c.Country, &m, f6, x, err)
 		case "city":
-			return setSym(&c.City)(v.sym())
+			x, _, err := v.sym()
+			return set(&c.City, &m, f7, x, err)
 		case "created_at":
-			return setTime(&c.CreatedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&c.CreatedAt, &m, f8, timeOrNull(x, ok), err)
 		case "updated_at":
-			return setTime(&c.UpdatedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&c.UpdatedAt, &m, f9, timeOrNull(x, ok), err)
 		}
 		return v.d.Skip()
 	})
-	return c, err
+	return c, m, err
 }
 
-func productFromJSON(raw []byte, p Product) (Product, error) {
-	err := fields(raw, func(col []byte, v jv) error {
+// over returns prev with the fields of c marked in m.
+func (c Customer) over(prev Customer, m uint32) Customer {
+	if m&fID != 0 {
+		prev.ID = c.ID
+	}
+	if m&f1 != 0 {
+		prev.Name = c.Name
+	}
+	if m&f2 != 0 {
+		prev.Email = c.Email
+	}
+	if m&f3 != 0 {
+		prev.Phone = c.Phone
+	}
+	if m&f4 != 0 {
+		prev.Segment = c.Segment
+	}
+	if m&f5 != 0 {
+		prev.Region = c.Region
+	}
+	if m&f6 != 0 {
+		prev.Country = c.Country
+	}
+	if m&f7 != 0 {
+		prev.City = c.City
+	}
+	if m&f8 != 0 {
+		prev.CreatedAt = c.CreatedAt
+	}
+	if m&f9 != 0 {
+		prev.UpdatedAt = c.UpdatedAt
+	}
+	return prev
+}
+
+func customerFromJSON(raw []byte, prev Customer) (Customer, error) {
+	c, m, err := parseCustomer(raw)
+	return c.over(prev, m), err
+}
+
+func parseProduct(raw []byte) (p Product, m uint32, err error) {
+	err = fields(raw, func(col []byte, v jv) error {
 		switch string(col) {
 		case "id":
-			return setInt(&p.ID)(v.int())
+			x, ok, err := v.int()
+			return setOK(&p.ID, &m, fID, x, ok, err)
 		case "sku":
-			return setStr(&p.SKU)(v.str())
+			x, _, err := v.str()
+			return set(&p.SKU, &m, f1, x, err)
 		case "name":
-			return setStr(&p.Name)(v.str())
+			x, _, err := v.str()
+			return set(&p.Name, &m, f2, x, err)
 		case "category":
-			return setSym(&p.Category)(v.sym())
+			x, _, err := v.sym()
+			return set(&p.Category, &m, f3, x, err)
 		case "price":
-			return setMoney(&p.Price)(v.money())
+			x, ok, err := v.money()
+			return set(&p.Price, &m, f4, moneyOr0(x, ok), err)
 		case "currency":
-			return setStr(&p.Currency)(v.interned())
+			x, _, err := v.interned()
+			return set(&p.Currency, &m, f5, x, err)
 		case "created_at":
-			return setTime(&p.CreatedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&p.CreatedAt, &m, f6, timeOrNull(x, ok), err)
 		case "updated_at":
-			return setTime(&p.UpdatedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&p.UpdatedAt, &m, f7, timeOrNull(x, ok), err)
 		}
 		return v.d.Skip()
 	})
-	return p, err
+	return p, m, err
 }
 
-func campaignFromJSON(raw []byte, c Campaign) (Campaign, error) {
-	err := fields(raw, func(col []byte, v jv) error {
+func (p Product) over(prev Product, m uint32) Product {
+	if m&fID != 0 {
+		prev.ID = p.ID
+	}
+	if m&f1 != 0 {
+		prev.SKU = p.SKU
+	}
+	if m&f2 != 0 {
+		prev.Name = p.Name
+	}
+	if m&f3 != 0 {
+		prev.Category = p.Category
+	}
+	if m&f4 != 0 {
+		prev.Price = p.Price
+	}
+	if m&f5 != 0 {
+		prev.Currency = p.Currency
+	}
+	if m&f6 != 0 {
+		prev.CreatedAt = p.CreatedAt
+	}
+	if m&f7 != 0 {
+		prev.UpdatedAt = p.UpdatedAt
+	}
+	return prev
+}
+
+func productFromJSON(raw []byte, prev Product) (Product, error) {
+	p, m, err := parseProduct(raw)
+	return p.over(prev, m), err
+}
+
+func parseCampaign(raw []byte) (c Campaign, m uint32, err error) {
+	err = fields(raw, func(col []byte, v jv) error {
 		switch string(col) {
 		case "id":
-			return setInt(&c.ID)(v.int())
+			x, ok, err := v.int()
+			return setOK(&c.ID, &m, fID, x, ok, err)
 		case "code":
-			return setStr(&c.Code)(v.str())
+			x, _, err := v.str()
+			return set(&c.Code, &m, f1, x, err)
 		case "name":
-			return setStr(&c.Name)(v.str())
+			x, _, err := v.str()
+			return set(&c.Name, &m, f2, x, err)
 		case "starts_at":
-			return setTime(&c.StartsAt)(v.time())
+			x, ok, err := v.time()
+			return set(&c.StartsAt, &m, f3, timeOrNull(x, ok), err)
 		case "ends_at":
-			return setTime(&c.EndsAt)(v.time())
+			x, ok, err := v.time()
+			return set(&c.EndsAt, &m, f4, timeOrNull(x, ok), err)
 		case "discount_percent":
-			return setMoney(&c.DiscountPct)(v.money())
+			x, ok, err := v.money()
+			return set(&c.DiscountPct, &m, f5, moneyOr0(x, ok), err)
 		case "created_at":
-			return setTime(&c.CreatedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&c.CreatedAt, &m, f6, timeOrNull(x, ok), err)
 		case "updated_at":
-			return setTime(&c.UpdatedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&c.UpdatedAt, &m, f7, timeOrNull(x, ok), err)
 		}
 		return v.d.Skip()
 	})
-	return c, err
+	return c, m, err
 }
 
-func orderFromJSON(raw []byte, o Order) (Order, error) {
-	err := fields(raw, func(col []byte, v jv) error {
+func (c Campaign) over(prev Campaign, m uint32) Campaign {
+	if m&fID != 0 {
+		prev.ID = c.ID
+	}
+	if m&f1 != 0 {
+		prev.Code = c.Code
+	}
+	if m&f2 != 0 {
+		prev.Name = c.Name
+	}
+	if m&f3 != 0 {
+		prev.StartsAt = c.StartsAt
+	}
+	if m&f4 != 0 {
+		prev.EndsAt = c.EndsAt
+	}
+	if m&f5 != 0 {
+		prev.DiscountPct = c.DiscountPct
+	}
+	if m&f6 != 0 {
+		prev.CreatedAt = c.CreatedAt
+	}
+	if m&f7 != 0 {
+		prev.UpdatedAt = c.UpdatedAt
+	}
+	return prev
+}
+
+func campaignFromJSON(raw []byte, prev Campaign) (Campaign, error) {
+	c, m, err := parseCampaign(raw)
+	return c.over(prev, m), err
+}
+
+func parseOrder(raw []byte) (o Order, m uint32, err error) {
+	err = fields(raw, func(col []byte, v jv) error {
 		switch string(col) {
 		case "id":
-			return setInt(&o.ID)(v.int())
+			x, ok, err := v.int()
+			return setOK(&o.ID, &m, fID, x, ok, err)
 		case "customer_id":
-			return setInt(&o.CustomerID)(v.int())
+			x, ok, err := v.int()
+			return setOK(&o.CustomerID, &m, f1, x, ok, err)
 		case "campaign_id":
-			return setNullInt(&o.CampaignID)(v.int())
+			x, ok, err := v.int()
+			return set(&o.CampaignID, &m, f2, NullInt{V: x, Valid: ok}, err)
 		case "status":
-			return setStr(&o.Status)(v.interned())
+			x, _, err := v.interned()
+			return set(&o.Status, &m, f3, x, err)
 		case "currency":
-			return setStr(&o.Currency)(v.interned())
+			x, _, err := v.interned()
+			return set(&o.Currency, &m, f4, x, err)
 		case "subtotal":
-			return setMoney(&o.Subtotal)(v.money())
+			x, ok, err := v.money()
+			return set(&o.Subtotal, &m, f5, moneyOr0(x, ok), err)
 		case "discount":
-			return setMoney(&o.Discount)(v.money())
+			x, ok, err := v.money()
+			return set(&o.Discount, &m, f6, moneyOr0(x, ok), err)
 		case "total":
-			return setMoney(&o.Total)(v.money())
+			x, ok, err := v.money()
+			return set(&o.Total, &m, f7, moneyOr0(x, ok), err)
 		case "placed_at":
-			return setTime(&o.PlacedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&o.PlacedAt, &m, f8, timeOrNull(x, ok), err)
 		case "paid_at":
-			return setTime(&o.PaidAt)(v.time())
+			x, ok, err := v.time()
+			return set(&o.PaidAt, &m, f9, timeOrNull(x, ok), err)
 		case "shipped_at":
-			return setTime(&o.ShippedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&o.ShippedAt, &m, f10, timeOrNull(x, ok), err)
 		case "delivered_at":
-			return setTime(&o.DeliveredAt)(v.time())
+			x, ok, err := v.time()
+			return set(&o.DeliveredAt, &m, f11, timeOrNull(x, ok), err)
 		case "cancelled_at":
-			return setTime(&o.CancelledAt)(v.time())
+			x, ok, err := v.time()
+			return set(&o.CancelledAt, &m, f12, timeOrNull(x, ok), err)
 		case "refunded_at":
-			return setTime(&o.RefundedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&o.RefundedAt, &m, f13, timeOrNull(x, ok), err)
 		case "created_at":
-			return setTime(&o.CreatedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&o.CreatedAt, &m, f14, timeOrNull(x, ok), err)
 		case "updated_at":
-			return setTime(&o.UpdatedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&o.UpdatedAt, &m, f15, timeOrNull(x, ok), err)
 		}
 		return v.d.Skip()
 	})
-	return o, err
+	return o, m, err
 }
 
-func itemFromJSON(raw []byte, it Item) (Item, error) {
-	err := fields(raw, func(col []byte, v jv) error {
+func (o Order) over(prev Order, m uint32) Order {
+	if m&fID != 0 {
+		prev.ID = o.ID
+	}
+	if m&f1 != 0 {
+		prev.CustomerID = o.CustomerID
+	}
+	if m&f2 != 0 {
+		prev.CampaignID = o.CampaignID
+	}
+	if m&f3 != 0 {
+		prev.Status = o.Status
+	}
+	if m&f4 != 0 {
+		prev.Currency = o.Currency
+	}
+	if m&f5 != 0 {
+		prev.Subtotal = o.Subtotal
+	}
+	if m&f6 != 0 {
+		prev.Discount = o.Discount
+	}
+	if m&f7 != 0 {
+		prev.Total = o.Total
+	}
+	if m&f8 != 0 {
+		prev.PlacedAt = o.PlacedAt
+	}
+	if m&f9 != 0 {
+		prev.PaidAt = o.PaidAt
+	}
+	if m&f10 != 0 {
+		prev.ShippedAt = o.ShippedAt
+	}
+	if m&f11 != 0 {
+		prev.DeliveredAt = o.DeliveredAt
+	}
+	if m&f12 != 0 {
+		prev.CancelledAt = o.CancelledAt
+	}
+	if m&f13 != 0 {
+		prev.RefundedAt = o.RefundedAt
+	}
+	if m&f14 != 0 {
+		prev.CreatedAt = o.CreatedAt
+	}
+	if m&f15 != 0 {
+		prev.UpdatedAt = o.UpdatedAt
+	}
+	return prev
+}
+
+func orderFromJSON(raw []byte, prev Order) (Order, error) {
+	o, m, err := parseOrder(raw)
+	return o.over(prev, m), err
+}
+
+func parseItem(raw []byte) (it Item, m uint32, err error) {
+	err = fields(raw, func(col []byte, v jv) error {
 		switch string(col) {
 		case "id":
-			return setInt(&it.ID)(v.int())
+			x, ok, err := v.int()
+			return setOK(&it.ID, &m, fID, x, ok, err)
 		case "order_id":
-			return setInt(&it.OrderID)(v.int())
+			x, ok, err := v.int()
+			return setOK(&it.OrderID, &m, f1, x, ok, err)
 		case "line_no":
-			return setInt32(&it.LineNo)(v.int())
+			x, ok, err := v.int()
+			return setOK(&it.LineNo, &m, f2, int32(x), ok, err)
 		case "product_id":
-			return setInt(&it.ProductID)(v.int())
+			x, ok, err := v.int()
+			return setOK(&it.ProductID, &m, f3, x, ok, err)
 		case "quantity":
-			return setInt32(&it.Quantity)(v.int())
+			x, ok, err := v.int()
+			return setOK(&it.Quantity, &m, f4, int32(x), ok, err)
 		case "unit_price":
-			return setMoney(&it.UnitPrice)(v.money())
+			x, ok, err := v.money()
+			return set(&it.UnitPrice, &m, f5, moneyOr0(x, ok), err)
 		case "discount":
-			return setMoney(&it.Discount)(v.money())
+			x, ok, err := v.money()
+			return set(&it.Discount, &m, f6, moneyOr0(x, ok), err)
 		case "created_at":
-			return setTime(&it.CreatedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&it.CreatedAt, &m, f7, timeOrNull(x, ok), err)
 		case "updated_at":
-			return setTime(&it.UpdatedAt)(v.time())
+			x, ok, err := v.time()
+			return set(&it.UpdatedAt, &m, f8, timeOrNull(x, ok), err)
 		}
 		return v.d.Skip()
 	})
-	return it, err
+	return it, m, err
+}
+
+func (it Item) over(prev Item, m uint32) Item {
+	if m&fID != 0 {
+		prev.ID = it.ID
+	}
+	if m&f1 != 0 {
+		prev.OrderID = it.OrderID
+	}
+	if m&f2 != 0 {
+		prev.LineNo = it.LineNo
+	}
+	if m&f3 != 0 {
+		prev.ProductID = it.ProductID
+	}
+	if m&f4 != 0 {
+		prev.Quantity = it.Quantity
+	}
+	if m&f5 != 0 {
+		prev.UnitPrice = it.UnitPrice
+	}
+	if m&f6 != 0 {
+		prev.Discount = it.Discount
+	}
+	if m&f7 != 0 {
+		prev.CreatedAt = it.CreatedAt
+	}
+	if m&f8 != 0 {
+		prev.UpdatedAt = it.UpdatedAt
+	}
+	return prev
+}
+
+func itemFromJSON(raw []byte, prev Item) (Item, error) {
+	it, m, err := parseItem(raw)
+	return it.over(prev, m), err
 }
 
 // rawID reads the "id" column of a row image (0, false when absent). It

@@ -1,0 +1,126 @@
+package pipeline
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/internal/envelope"
+)
+
+// decoded is a record's envelope, decoded ahead of the record's apply.
+// Decoding is a pure function of the record value, so it runs on other
+// cores while the transformer applies events (which is sequential).
+type decoded struct {
+	ev            *envelope.Event
+	before, after []byte
+	err           error
+
+	// Filled ahead too when the envelope decoded: the primary key, the
+	// image parsed into its table's struct, and the change_log row's text
+	// and hash (group records only).
+	id      int64
+	idOK    bool
+	parsed  bool
+	img     parsedImage
+	clReady bool
+	cl      changeLogText
+}
+
+// parsedImage is a row image parsed by its table's parse function.
+type parsedImage struct {
+	mask uint32
+	err  error
+	c    Customer
+	p    Product
+	k    Campaign
+	o    Order
+	it   Item
+}
+
+// changeLogText is the text of a change_log row and its event_id.
+type changeLogText struct {
+	key, before, after string
+	hash               uint64
+}
+
+// predecodeMin is the smallest run of records split across goroutines.
+const predecodeMin = 256
+
+// decodeRecords fills out[i] with decodeEventLazy of recs[i] (zero for
+// transaction markers and tombstones) and what follows from it alone, on up
+// to GOMAXPROCS goroutines. table maps a record's topic to its table; rows
+// asks for the change_log text too.
+func decodeRecords(recs []*kgo.Record, out []decoded, table map[string]string, rows bool) {
+	workers := min(runtime.GOMAXPROCS(0), len(recs)/predecodeMin)
+	if workers <= 1 {
+		decodeRange(recs, out, table, rows)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (len(recs) + workers - 1) / workers
+	for lo := 0; lo < len(recs); lo += chunk {
+		hi := min(lo+chunk, len(recs))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			decodeRange(recs[lo:hi], out[lo:hi], table, rows)
+		}()
+	}
+	wg.Wait()
+}
+
+func decodeRange(recs []*kgo.Record, out []decoded, table map[string]string, rows bool) {
+	for i, r := range recs {
+		d := &out[i]
+		*d = decoded{}
+		if len(r.Value) == 0 || r.Attrs.IsControl() {
+			continue
+		}
+		d.ev, d.before, d.after, d.err = decodeEventLazy(r.Value)
+		if d.err != nil || d.ev == nil {
+			continue
+		}
+		d.prepare(table[r.Topic], r.Key, rows)
+	}
+}
+
+// prepare fills what follows from the decoded envelope alone, the way
+// applySide and applyGroup would compute it.
+func (d *decoded) prepare(table string, key []byte, rows bool) {
+	ev := d.ev
+	raw := imageOf(ev, d.before, d.after)
+	if ev.Image() != nil {
+		raw = nil
+	}
+	d.id, d.idOK = eventID(ev, raw)
+	if raw != nil {
+		d.parsed = true
+		im := &d.img
+		switch table {
+		case TCustomers:
+			im.c, im.mask, im.err = parseCustomer(raw)
+		case TProducts:
+			im.p, im.mask, im.err = parseProduct(raw)
+		case TCampaigns:
+			im.k, im.mask, im.err = parseCampaign(raw)
+		case TOrders:
+			im.o, im.mask, im.err = parseOrder(raw)
+		case TOrderItems:
+			im.it, im.mask, im.err = parseItem(raw)
+		default:
+			d.parsed = false
+		}
+	}
+	if rows && d.idOK {
+		d.cl, d.clReady = changeLogOf(table, key, ev, d.id, d.before, d.after), true
+	}
+}
+
+// records lists the records of fs in the order EachRecord visits them.
+func records(fs kgo.Fetches, into []*kgo.Record) []*kgo.Record {
+	into = into[:0]
+	fs.EachRecord(func(r *kgo.Record) { into = append(into, r) })
+	return into
+}
