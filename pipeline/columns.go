@@ -177,14 +177,18 @@ type rowW struct {
 }
 
 func (r rowW) col(k colKind) *column {
+	if r.j < len(r.t.cols) && r.t.cols[r.j].kind == k {
+		return &r.t.cols[r.j]
+	}
+	panic(r.badColumn(k))
+}
+
+//go:noinline
+func (r rowW) badColumn(k colKind) string {
 	if r.j >= len(r.t.cols) {
-		panic(fmt.Sprintf("pipeline: %s row has more than %d values", r.t.spec.name, len(r.t.cols)))
+		return fmt.Sprintf("pipeline: %s row has more than %d values", r.t.spec.name, len(r.t.cols))
 	}
-	c := &r.t.cols[r.j]
-	if c.kind != k {
-		panic(fmt.Sprintf("pipeline: %s column %s is not of kind %d", r.t.spec.name, r.t.spec.cols[r.j], k))
-	}
-	return c
+	return fmt.Sprintf("pipeline: %s column %s is not of kind %d", r.t.spec.name, r.t.spec.cols[r.j], k)
 }
 
 func put[T any](s []T, app bool, i int, v T) []T {

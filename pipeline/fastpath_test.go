@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/internal/envelope"
 )
 
 // The fast paths below must give exactly what the general code gives; these
@@ -114,10 +116,21 @@ func TestRawIDFirstKey(t *testing.T) {
 		{`{"id":true}`, 0, false},
 		{`{"id":"__debezium_unavailable_value","id":3}`, 0, false},
 		{`{"x":1}`, 0, false},
+		{`{"id":"12","id":null}`, 12, true},
+		{`{"name":"a","id":5,"quantity":"x"}`, 5, true},
 	} {
 		id, ok := rawID([]byte(c.img))
 		if id != c.id || ok != c.ok {
 			t.Errorf("%s: %d %v, want %d %v", c.img, id, ok, c.id, c.ok)
+		}
+		// decoding ahead takes the key from the parsed image when that is
+		// what rawID reads, for every table
+		for _, table := range CapturedTables {
+			d := &decoded{ev: &envelope.Event{Op: envelope.OpUpdate}, after: []byte(c.img)}
+			d.prepare(table, nil, false)
+			if d.id != c.id || d.idOK != c.ok {
+				t.Errorf("%s %s decoded ahead: %d %v, want %d %v", table, c.img, d.id, d.idOK, c.id, c.ok)
+			}
 		}
 	}
 }

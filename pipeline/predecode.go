@@ -94,24 +94,36 @@ func (d *decoded) prepare(table string, key []byte, rows bool) {
 	if ev.Image() != nil {
 		raw = nil
 	}
-	d.id, d.idOK = eventID(ev, raw)
 	if raw != nil {
 		d.parsed = true
 		im := &d.img
+		var id int64
 		switch table {
 		case TCustomers:
 			im.c, im.mask, im.err = parseCustomer(raw)
+			id = im.c.ID
 		case TProducts:
 			im.p, im.mask, im.err = parseProduct(raw)
+			id = im.p.ID
 		case TCampaigns:
 			im.k, im.mask, im.err = parseCampaign(raw)
+			id = im.k.ID
 		case TOrders:
 			im.o, im.mask, im.err = parseOrder(raw)
+			id = im.o.ID
 		case TOrderItems:
 			im.it, im.mask, im.err = parseItem(raw)
+			id = im.it.ID
 		default:
 			d.parsed = false
 		}
+		// One valid, non-null "id" column: what rawID would read.
+		if d.parsed && im.err == nil && im.mask&(fID|fIDSeen|fIDDup) == fID|fIDSeen {
+			d.id, d.idOK = id, true
+		}
+	}
+	if !d.idOK {
+		d.id, d.idOK = eventID(ev, raw)
 	}
 	if rows && d.idOK {
 		d.cl, d.clReady = changeLogOf(table, key, ev, d.id, d.before, d.after), true

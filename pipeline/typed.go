@@ -346,12 +346,26 @@ const (
 	f13
 	f14
 	f15
+
+	// not fields: an "id" column was seen, or seen again (parse's id is
+	// then what rawID reads only when it was seen once)
+	fIDSeen uint32 = 1 << 30
+	fIDDup  uint32 = 1 << 31
 )
+
+// seenID marks an "id" column in m.
+func seenID(m *uint32) {
+	if *m&fIDSeen != 0 {
+		*m |= fIDDup
+	}
+	*m |= fIDSeen
+}
 
 func parseCustomer(raw []byte) (c Customer, m uint32, err error) {
 	err = fields(raw, func(col []byte, v jv) error {
 		switch string(col) {
 		case "id":
+			seenID(&m)
 			x, ok, err := v.int()
 			return setOK(&c.ID, &m, fID, x, ok, err)
 		case "name":
@@ -431,6 +445,7 @@ func parseProduct(raw []byte) (p Product, m uint32, err error) {
 	err = fields(raw, func(col []byte, v jv) error {
 		switch string(col) {
 		case "id":
+			seenID(&m)
 			x, ok, err := v.int()
 			return setOK(&p.ID, &m, fID, x, ok, err)
 		case "sku":
@@ -497,6 +512,7 @@ func parseCampaign(raw []byte) (c Campaign, m uint32, err error) {
 	err = fields(raw, func(col []byte, v jv) error {
 		switch string(col) {
 		case "id":
+			seenID(&m)
 			x, ok, err := v.int()
 			return setOK(&c.ID, &m, fID, x, ok, err)
 		case "code":
@@ -563,6 +579,7 @@ func parseOrder(raw []byte) (o Order, m uint32, err error) {
 	err = fields(raw, func(col []byte, v jv) error {
 		switch string(col) {
 		case "id":
+			seenID(&m)
 			x, ok, err := v.int()
 			return setOK(&o.ID, &m, fID, x, ok, err)
 		case "customer_id":
@@ -677,6 +694,7 @@ func parseItem(raw []byte) (it Item, m uint32, err error) {
 	err = fields(raw, func(col []byte, v jv) error {
 		switch string(col) {
 		case "id":
+			seenID(&m)
 			x, ok, err := v.int()
 			return setOK(&it.ID, &m, fID, x, ok, err)
 		case "order_id":

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orderflow/orderflow/internal/envelope"
@@ -168,17 +169,22 @@ func symOf(s string) Sym {
 	s = strings.Clone(s)
 	syms.ids[s] = id
 	syms.strs = append(syms.strs, s)
+	strs := syms.strs
+	symStrs.Store(&strs)
 	return id
 }
 
+// symStrs is syms.strs as published after each new symbol: String reads
+// it without a lock (entries never change once published).
+var symStrs atomic.Pointer[[]string]
+
 // String is the symbol's text.
 func (s Sym) String() string {
-	syms.RLock()
-	defer syms.RUnlock()
-	if int(s) >= len(syms.strs) {
+	p := symStrs.Load()
+	if p == nil || int(s) >= len(*p) {
 		return ""
 	}
-	return syms.strs[s]
+	return (*p)[s]
 }
 
 // rowReader decodes the columns present in a row image into typed fields,
