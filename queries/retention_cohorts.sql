@@ -10,23 +10,34 @@
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
 WITH per_customer AS
 (
-    -- one pass over the facts: each customer's first month, and the months
-    -- from {from}'s month on in which they bought as a bit mask (bit k =
-    -- k months after it; a period spans at most 256 months)
+    -- Only customers whose first sale is in {from}'s month or later form a
+    -- cohort: those with a sale before that month are left out up front
+    -- (a set of customer ids from the older facts), so the per-customer
+    -- aggregation runs on the period's facts and on the cohort customers
+    -- alone instead of on every customer's whole history. For the others
+    -- the first sale is in the period: the first month, and the months from
+    -- {from}'s month on in which they bought as a bit mask (bit k = k months
+    -- after it; a period spans at most 256 months).
     SELECT
         customer_id,
         min(toStartOfMonth(placed_at)) AS cohort_month,
-        groupBitOr(if(placed_at >= toDateTime64(toStartOfMonth({from:Date}), 6, 'UTC'),
-                      bitShiftLeft(toUInt256(1), toUInt8(dateDiff('month', toStartOfMonth({from:Date}), toStartOfMonth(placed_at)))),
-                      toUInt256(0))) AS months
+        groupBitOr(bitShiftLeft(toUInt256(1), toUInt8(dateDiff('month', toStartOfMonth({from:Date}), toStartOfMonth(placed_at))))) AS months
     FROM customer_orders FINAL
     WHERE _is_deleted = 0
       AND status NOT IN ('cancelled', 'refunded')
+      AND placed_at >= toDateTime64(toStartOfMonth({from:Date}), 6, 'UTC')
       AND placed_at < toDateTime64({to:Date} + 1, 6, 'UTC')
+      AND customer_id NOT IN
+      (
+          SELECT customer_id
+          FROM customer_orders FINAL
+          WHERE _is_deleted = 0
+            AND status NOT IN ('cancelled', 'refunded')
+            AND placed_at < toDateTime64(toStartOfMonth({from:Date}), 6, 'UTC')
+      )
       AND throwIf(dateDiff('month', toStartOfMonth({from:Date}), toStartOfMonth({to:Date})) > 255,
                   'retention_cohorts: from and to may be at most 255 months apart') = 0
     GROUP BY customer_id
-    HAVING cohort_month >= toStartOfMonth({from:Date})
 ),
 active AS
 (
