@@ -88,7 +88,8 @@ func numeric(typ string) bool {
 }
 
 // WriteTable writes an aligned text table (numbers right-aligned, NULL shown
-// as NULL) followed by the row count.
+// as NULL) followed by the row count (and, for a truncated analyst SQL
+// result, that it was cut).
 func WriteTable(w io.Writer, res *Result) error {
 	cells := make([][]string, len(res.Rows))
 	width := make([]int, len(res.Columns))
@@ -134,7 +135,11 @@ func WriteTable(w io.Writer, res *Result) error {
 	for _, r := range cells {
 		line(r, false)
 	}
-	fmt.Fprintf(&b, "(%d rows)\n", len(res.Rows))
+	if res.Truncated {
+		fmt.Fprintf(&b, "(%d rows; TRUNCATED: the result has more rows than the limit of %d)\n", len(res.Rows), res.MaxRows)
+	} else {
+		fmt.Fprintf(&b, "(%d rows)\n", len(res.Rows))
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -212,11 +217,17 @@ type JSONResult struct {
 	Params  map[string]string `json:"params,omitempty"`
 	Columns []JSONColumn      `json:"columns"`
 	Rows    []map[string]any  `json:"rows"`
+	// analyst SQL only: the row limit, and whether the result was cut to it
+	MaxRows   int   `json:"max_rows,omitempty"`
+	Truncated *bool `json:"truncated,omitempty"`
 }
 
 // ToJSON converts res to its JSON shape.
 func ToJSON(res *Result) JSONResult {
 	out := JSONResult{Report: res.Report, Params: res.Params, Columns: make([]JSONColumn, len(res.Columns)), Rows: make([]map[string]any, len(res.Rows))}
+	if res.MaxRows > 0 {
+		out.MaxRows, out.Truncated = res.MaxRows, &res.Truncated
+	}
 	for i, c := range res.Columns {
 		out.Columns[i] = JSONColumn{Name: c, Type: typeOf(res, i)}
 	}

@@ -54,6 +54,7 @@ type HandlerOptions struct {
 	Log         *slog.Logger
 	Timeout     time.Duration // per request (default 60s)
 	MaxSQLBytes int64         // largest POST /v1/sql body (default 1 MiB)
+	MaxSQLRows  int           // most rows POST /v1/sql returns (default DefaultMaxSQLRows)
 	Now         func() time.Time
 	DefaultFmt  string // format when none is asked for (default json)
 }
@@ -73,6 +74,9 @@ func Handler(eng sinks.Engine, o HandlerOptions) (http.Handler, error) {
 	}
 	if o.MaxSQLBytes <= 0 {
 		o.MaxSQLBytes = 1 << 20
+	}
+	if o.MaxSQLRows <= 0 {
+		o.MaxSQLRows = DefaultMaxSQLRows
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -237,6 +241,13 @@ func (h *handler) report(w http.ResponseWriter, r *http.Request) {
 	writeResult(sw, res, format, rep.Name)
 }
 
+// Response headers of POST /v1/sql: the row limit the statement ran with and
+// whether its result was cut to it ("true" or "false").
+const (
+	HeaderMaxRows   = "Orderflow-Max-Rows"
+	HeaderTruncated = "Orderflow-Truncated"
+)
+
 // sqlRequest is POST /v1/sql's JSON body; a text/plain body is the SQL itself.
 type sqlRequest struct {
 	SQL string `json:"sql"`
@@ -273,11 +284,15 @@ func (h *handler) sql(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
 	defer cancel()
-	res, err := QuerySQL(ctx, h.eng, query)
+	res, err := QuerySQL(ctx, h.eng, query, h.o.MaxSQLRows)
 	if err != nil {
 		h.fail(sw, err)
 		return
 	}
+	// every format says whether the rows were cut: headers (CSV has no room
+	// for it in the body), JSON's "truncated", the table's last line
+	sw.Header().Set(HeaderMaxRows, strconv.Itoa(res.MaxRows))
+	sw.Header().Set(HeaderTruncated, strconv.FormatBool(res.Truncated))
 	writeResult(sw, res, format, "")
 }
 

@@ -3,7 +3,10 @@ package queries
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/orderflow/orderflow/sinks"
 )
@@ -15,6 +18,11 @@ type Result struct {
 	Columns []string
 	Types   []string // ClickHouse type names
 	Rows    [][]any
+	// Analyst SQL only: MaxRows is the cap the statement ran with, and
+	// Truncated is set when it had more rows than that (Rows holds the
+	// first MaxRows).
+	MaxRows   int
+	Truncated bool
 }
 
 // Run validates params against the named report, runs it on eng with typed
@@ -45,12 +53,70 @@ func RunAt(ctx context.Context, eng sinks.Engine, name string, params map[string
 	return &Result{Report: name, Params: resolved, Columns: res.Columns, Types: res.Types, Rows: res.Rows}, nil
 }
 
+// DefaultMaxSQLRows is the most rows analyst SQL returns unless told
+// otherwise: enough to read, small enough that `SELECT * FROM order_lines`
+// cannot exhaust the process's memory.
+const DefaultMaxSQLRows = 10_000
+
 // QuerySQL runs analyst SQL on eng's read-only session (sinks.QueryReadOnly):
-// a SELECT works, a write is refused by the engine.
-func QuerySQL(ctx context.Context, eng sinks.Engine, query string) (*Result, error) {
-	res, err := sinks.QueryReadOnly(ctx, eng, query, nil)
+// a SELECT works, a write is refused by the engine. It returns at most
+// maxRows rows (maxRows <= 0: DefaultMaxSQLRows) and sets Result.Truncated
+// when the statement has more. A SELECT (or WITH ... SELECT) runs as
+// SELECT * FROM (<query>) LIMIT maxRows + 1, so the engine stops after the
+// cap instead of building the whole result in memory (the read-only session
+// may not change max_result_rows); other statements (SHOW, DESCRIBE,
+// EXPLAIN, ...) have small answers and are cut after the fact.
+func QuerySQL(ctx context.Context, eng sinks.Engine, query string, maxRows int) (*Result, error) {
+	if maxRows <= 0 {
+		maxRows = DefaultMaxSQLRows
+	}
+	q := query
+	if body, ok := selectBody(query); ok {
+		q = "SELECT * FROM\n(\n" + body + "\n)\nLIMIT " + strconv.Itoa(maxRows+1)
+	}
+	res, err := sinks.QueryReadOnly(ctx, eng, q, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Columns: res.Columns, Types: res.Types, Rows: res.Rows}, nil
+	out := &Result{Columns: res.Columns, Types: res.Types, Rows: res.Rows, MaxRows: maxRows}
+	if len(out.Rows) > maxRows {
+		out.Rows, out.Truncated = out.Rows[:maxRows:maxRows], true
+	}
+	return out, nil
+}
+
+// selectBody returns query without trailing semicolons when it is a
+// SELECT or WITH ... SELECT statement (after leading comments and
+// parentheses): the statements that can be wrapped in a subquery.
+func selectBody(query string) (string, bool) {
+	s := query
+	for {
+		s = strings.TrimLeft(s, " \t\r\n(")
+		switch {
+		case strings.HasPrefix(s, "--"):
+			_, rest, ok := strings.Cut(s, "\n")
+			if !ok {
+				return "", false
+			}
+			s = rest
+			continue
+		case strings.HasPrefix(s, "/*"):
+			_, rest, ok := strings.Cut(s, "*/")
+			if !ok {
+				return "", false
+			}
+			s = rest
+			continue
+		}
+		break
+	}
+	end := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsLetter(r) })
+	if end < 0 {
+		end = len(s)
+	}
+	if word := strings.ToUpper(s[:end]); word != "SELECT" && word != "WITH" {
+		return "", false
+	}
+	body := strings.TrimRight(query, " \t\r\n;")
+	return body, true
 }
