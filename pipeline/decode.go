@@ -82,21 +82,39 @@ func decodeEvent(value []byte) (ev *envelope.Event, before, after []byte, err er
 // fast path (Before/After stay nil; the raw images are returned and decoded
 // straight into the table structs by the core).
 func decodeEventLazy(value []byte) (ev *envelope.Event, before, after []byte, err error) {
+	return decodeEventLazyInto(value, new(envelope.Event))
+}
+
+// decodeEventLazyInto is decodeEventLazy decoding the fast path into *into
+// (which it returns then; the slow path returns a new Event).
+func decodeEventLazyInto(value []byte, into *envelope.Event) (ev *envelope.Event, before, after []byte, err error) {
 	if len(bytes.TrimSpace(value)) == 0 {
 		return nil, nil, nil, nil
 	}
-	ev, before, after, err = decodeFast(value, false)
+	before, after, err = decodeFastInto(into, value, false)
 	if err == nil {
-		return ev, before, after, nil
+		return into, before, after, nil
 	}
+	*into = envelope.Event{}
 	ev, err = envelope.Decode(value)
 	return ev, nil, nil, err
 }
 
 func decodeFast(value []byte, maps bool) (*envelope.Event, []byte, []byte, error) {
-	var e envelope.Event
+	e := new(envelope.Event)
+	before, after, err := decodeFastInto(e, value, maps)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return e, before, after, nil
+}
+
+// decodeFastInto decodes value into *e (zero on entry).
+func decodeFastInto(e *envelope.Event, value []byte, maps bool) ([]byte, []byte, error) {
 	var before, after []byte
-	d := jx.DecodeBytes(value)
+	d := jx.GetDecoder()
+	defer jx.PutDecoder(d)
+	d.ResetBytes(value)
 	err := d.ObjBytes(func(d *jx.Decoder, key []byte) error {
 		switch string(key) {
 		case "before", "after":
@@ -181,24 +199,24 @@ func decodeFast(value []byte, maps bool) (*envelope.Event, []byte, []byte, error
 		}
 	})
 	if err != nil {
-		return nil, nil, nil, errSlowPath
+		return nil, nil, errSlowPath
 	}
 	switch e.Op {
 	case envelope.OpCreate, envelope.OpRead, envelope.OpUpdate:
 		if e.After == nil && after == nil {
-			return nil, nil, nil, errSlowPath
+			return nil, nil, errSlowPath
 		}
 	case envelope.OpDelete:
 		if e.Before == nil && before == nil {
-			return nil, nil, nil, errSlowPath
+			return nil, nil, errSlowPath
 		}
 	default:
-		return nil, nil, nil, errSlowPath
+		return nil, nil, errSlowPath
 	}
 	if e.Source.Table == "" {
-		return nil, nil, nil, errSlowPath
+		return nil, nil, errSlowPath
 	}
-	return &e, before, after, nil
+	return before, after, nil
 }
 
 // decodeRow decodes a row image the way envelope.Decode does (json.Number

@@ -13,7 +13,8 @@ import (
 // Decoding is a pure function of the record value, so it runs on other
 // cores while the transformer applies events (which is sequential).
 type decoded struct {
-	ev            *envelope.Event
+	ev            *envelope.Event // &evv on the fast path
+	evv           envelope.Event
 	before, after []byte
 	err           error
 
@@ -78,7 +79,7 @@ func decodeRange(recs []*kgo.Record, out []decoded, table map[string]string, row
 		if len(r.Value) == 0 || r.Attrs.IsControl() {
 			continue
 		}
-		d.ev, d.before, d.after, d.err = decodeEventLazy(r.Value)
+		d.ev, d.before, d.after, d.err = decodeEventLazyInto(r.Value, &d.evv)
 		if d.err != nil || d.ev == nil {
 			continue
 		}

@@ -402,14 +402,13 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 	return nil
 }
 
-// grow returns s with length n (its elements zero), reusing its array.
+// grow returns s with length n, reusing its array (the caller overwrites
+// every element).
 func grow[T any](s []T, n int) []T {
 	if cap(s) < n {
 		return make([]T, n)
 	}
-	s = s[:n]
-	clear(s)
-	return s
+	return s[:n]
 }
 
 // apply runs the barrier and applies one poll's records.
