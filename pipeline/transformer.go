@@ -380,27 +380,34 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 		}
 		empty = 0
 		t.sideRecs = records(fs, t.sideRecs)
-		t.sideDec = grow(t.sideDec, len(t.sideRecs))
-		decodeRecords(t.sideRecs, t.sideDec, t.topic, false)
-		for i, r := range t.sideRecs {
-			k := tp{r.Topic, r.Partition}
-			t.sideNext[k] = r.Offset + 1
-			if r.Offset+1 >= target[k] {
-				delete(target, k)
+		// in chunks: a fetch may hold far more records than a poll
+		for lo := 0; lo < len(t.sideRecs); lo += sideChunk {
+			recs := t.sideRecs[lo:min(lo+sideChunk, len(t.sideRecs))]
+			t.sideDec = grow(t.sideDec, len(recs))
+			decodeRecords(recs, t.sideDec, t.topic, false)
+			for i, r := range recs {
+				k := tp{r.Topic, r.Partition}
+				t.sideNext[k] = r.Offset + 1
+				if r.Offset+1 >= target[k] {
+					delete(target, k)
+				}
+				d := &t.sideDec[i]
+				if r.Attrs.IsControl() || len(r.Value) == 0 || d.err != nil || d.ev == nil {
+					continue // the group path sends an undecodable event to the DLQ
+				}
+				if err := t.state.applySideDecoded(t.topic[r.Topic], d.ev, d.before, d.after, d); err != nil {
+					t.log.Debug("side event not applied", "topic", r.Topic, "offset", r.Offset, "err", err)
+				}
 			}
-			d := &t.sideDec[i]
-			if r.Attrs.IsControl() || len(r.Value) == 0 || d.err != nil || d.ev == nil {
-				continue // the group path sends an undecodable event to the DLQ
-			}
-			if err := t.state.applySideDecoded(t.topic[r.Topic], d.ev, d.before, d.after, d); err != nil {
-				t.log.Debug("side event not applied", "topic", r.Topic, "offset", r.Offset, "err", err)
-			}
+			clear(t.sideDec)
 		}
-		clear(t.sideDec)
 		clear(t.sideRecs)
 	}
 	return nil
 }
+
+// sideChunk bounds the side records decoded ahead at once (memory).
+const sideChunk = 8192
 
 // grow returns s with length n, reusing its array (the caller overwrites
 // every element).
