@@ -116,6 +116,9 @@ func sqlCSV(ctx context.Context, addr, q string) ([]string, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
 	}
+	if resp.Header.Get("Orderflow-Truncated") == "true" {
+		return nil, fmt.Errorf("the result was cut at the analyst SQL row cap: page the query")
+	}
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
 	sc.Buffer(make([]byte, 1<<20), 1<<26)
@@ -257,9 +260,9 @@ func (p *pipe) load(orders, rate int) <-chan error {
 }
 
 // facts reads every live order fact as one line (factQuery), in pages of
-// order ids so that no single response is large.
+// order ids, each below the analyst SQL row cap (10,000 by default).
 func (p *pipe) facts() ([]string, error) {
-	const page = 20000
+	const page = 5000
 	var out []string
 	last := "-1"
 	for {
