@@ -15,8 +15,7 @@ WITH per_customer AS
 (
     SELECT
         customer_id,
-        -- max of the day (2 bytes) rather than of the DateTime64: the same day, a smaller state
-        dateDiff('day', max(toDate(placed_at)), {to:Date}) AS recency_days,
+        dateDiff('day', toDate(max(placed_at)), {to:Date}) AS recency_days,
         count() AS frequency,
         sum(total) AS monetary
     FROM customer_orders FINAL
