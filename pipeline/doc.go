@@ -48,7 +48,23 @@
 // Decoding: one pass over the record (go-faster/jx), row images decoded
 // straight into compact typed structs (low-cardinality text as 4-byte
 // symbols); Debezium's schema wrapper and TOAST placeholder are handled as in
-// package envelope.
+// package envelope. Decoding is a pure function of the record, so it runs
+// ahead on every core: a poll's records are decoded (envelope, primary key,
+// image parsed with a mask of the fields it sets, change_log text and
+// event_id) while the barrier reads the dimension topics; the sequential
+// apply only lays the parsed fields over the previous state (TOAST
+// carry-forward) and builds rows.
+//
+// Batches are held column by column (typed slices, nothing boxed) and
+// written to the embedded engine with chdb.Engine.InsertColumns (the Native
+// block Insert would build, byte for byte); other writers get rows.
+//
+// Throughput (BenchmarkDrain, 100,000 orders = 351,100 events, 300,000 fact
+// rows, on this 2-core box): 43,000–49,000 fact rows/s end to end and
+// 56,000–64,000 after the state load and group join when the box is quiet;
+// about 38 µs of process CPU (transformer, inserts, merges) per fact row
+// (was 54). Freshness at 5,000 changes/s: p50 0.24 s, p99 0.44 s. See
+// README.md (Performance).
 //
 // An item changed in a transaction that leaves the order row alone
 // re-derives the fact at the item's LSN once the order's partition has been
