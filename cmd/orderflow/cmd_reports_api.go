@@ -19,7 +19,9 @@ func init() {
 		serve:    true,
 		setup: func(l *config.Loader, _ *config.Config) runFunc {
 			var timeout time.Duration
+			var maxRows int
 			l.Duration(&timeout, "query-timeout", 60*time.Second, "longest a report or SQL request may run")
+			l.Int(&maxRows, "sql-max-rows", queries.DefaultMaxSQLRows, "most rows POST /v1/sql returns; a longer result is cut and says so (Orderflow-Truncated: true, JSON truncated)")
 			return func(ctx context.Context, g *errgroup.Group, e *Env, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("reports-api takes no arguments, got %q", strings.Join(args, " "))
@@ -27,11 +29,14 @@ func init() {
 				if timeout <= 0 {
 					return usageErrorf("-query-timeout must be positive")
 				}
+				if maxRows <= 0 {
+					return usageErrorf("-sql-max-rows must be positive, got %d", maxRows)
+				}
 				eng, err := openSink(ctx, e)
 				if err != nil {
 					return err
 				}
-				h, err := queries.Handler(eng, queries.HandlerOptions{Registerer: e.Reg, Log: e.Log, Timeout: timeout})
+				h, err := queries.Handler(eng, queries.HandlerOptions{Registerer: e.Reg, Log: e.Log, Timeout: timeout, MaxSQLRows: maxRows})
 				if err != nil {
 					_ = eng.Close()
 					return err

@@ -28,6 +28,7 @@ func TestServesWithoutLibchdb(t *testing.T) {
 		"ORDERFLOW_CLICKHOUSE_ENGINE": "server", "ORDERFLOW_CLICKHOUSE_ADDR": chAddr,
 		"ORDERFLOW_CLICKHOUSE_DATABASE": testenv.Name("nolib"),
 		"ORDERFLOW_CHDB_LIB":            "/nonexistent/libchdb.so", "ORDERFLOW_HTTP_ADDR": addr, "ORDERFLOW_LOG_LEVEL": "warn",
+		"ORDERFLOW_SQL_MAX_ROWS": "5",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -74,5 +75,17 @@ func TestServesWithoutLibchdb(t *testing.T) {
 	}
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz: %d", code)
+	}
+	// ORDERFLOW_SQL_MAX_ROWS caps analyst SQL and the cut is signalled.
+	resp, err := http.Post("http://"+addr+"/v1/sql?format=csv", "text/plain", strings.NewReader("SELECT number FROM system.numbers LIMIT 20"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if resp.StatusCode != http.StatusOK || len(lines) != 6 || resp.Header.Get("Orderflow-Truncated") != "true" {
+		t.Fatalf("/v1/sql with ORDERFLOW_SQL_MAX_ROWS=5: HTTP %d, %d lines (want header + 5), Orderflow-Truncated %q\n%s",
+			resp.StatusCode, len(lines), resp.Header.Get("Orderflow-Truncated"), b)
 	}
 }
