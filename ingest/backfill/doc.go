@@ -35,6 +35,14 @@
 // range) in the same Kafka transaction, so the transformer never derives a
 // snapshot order's fact without its items.
 //
+// As-of joins of snapshot rows: PostgreSQL keeps only a customer's current
+// row, so the fact of an order that exists before the backfill carries the
+// customer as of the snapshot (placement history older than the snapshot does
+// not exist anywhere); orders placed after the snapshot's point are streamed
+// and carry the customer as of their placement. TestReportsAfterBackfill
+// (queries/) checks every report against its PostgreSQL oracle with exactly
+// that rule, with writes running during the snapshot.
+//
 // Delivery and resume: each chunk is one Kafka transaction (a transactional
 // producer per worker) that also writes the chunk's checkpoint to the
 // compacted topic <prefix>._backfill_checkpoints; the run's plan (key ranges
