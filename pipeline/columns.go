@@ -20,6 +20,7 @@ const (
 	kNullI64                 // sql.Null[int64]
 	kNullStr                 // sql.Null[string]
 	kNullTime                // sql.Null[time.Time]
+	kBytes                   // []byte (String): text referenced, not copied
 )
 
 // column is one output column's values; only the slice of its kind is used.
@@ -35,6 +36,7 @@ type column struct {
 	ni64 []sql.Null[int64]
 	nstr []sql.Null[string]
 	ntm  []sql.Null[time.Time]
+	byt  [][]byte
 }
 
 func (c *column) reset() {
@@ -46,6 +48,8 @@ func (c *column) reset() {
 	clear(c.nstr)
 	c.nstr = c.nstr[:0]
 	c.ntm = c.ntm[:0]
+	clear(c.byt)
+	c.byt = c.byt[:0]
 }
 
 // data is the column's typed slice.
@@ -71,6 +75,8 @@ func (c *column) data() any {
 		return c.nstr
 	case kNullTime:
 		return c.ntm
+	case kBytes:
+		return c.byt
 	}
 	panic("pipeline: unknown column kind")
 }
@@ -128,6 +134,8 @@ func sliceLen(d any) int {
 		return len(x)
 	case []sql.Null[time.Time]:
 		return len(x)
+	case [][]byte:
+		return len(x)
 	}
 	panic(fmt.Sprintf("pipeline: unknown column type %T", d))
 }
@@ -160,6 +168,8 @@ func valueAt(d any, i int) any {
 		if x[i].Valid {
 			return x[i].V
 		}
+	case [][]byte:
+		return string(x[i])
 	default:
 		panic(fmt.Sprintf("pipeline: unknown column type %T", d))
 	}
@@ -248,6 +258,17 @@ func (r rowW) str(v string) rowW {
 	if !r.skip {
 		c := r.col(kStr)
 		c.str = put(c.str, r.app, r.i, v)
+	}
+	r.j++
+	return r
+}
+
+// bytes is a String column's value given as bytes, referenced until the
+// batch is reset (record values: the Kafka client never reuses them).
+func (r rowW) bytes(v []byte) rowW {
+	if !r.skip {
+		c := r.col(kBytes)
+		c.byt = put(c.byt, r.app, r.i, v)
 	}
 	r.j++
 	return r
@@ -345,6 +366,9 @@ func (r rowW) value(v any) rowW {
 		x, ok := v.(time.Time)
 		c := r.col(kNullTime)
 		c.ntm = put(c.ntm, r.app, r.i, sql.Null[time.Time]{V: x, Valid: ok})
+	case kBytes:
+		x, _ := v.(string)
+		return r.bytes([]byte(x))
 	}
 	r.j++
 	return r

@@ -544,7 +544,7 @@ func changeLogRow(b *Batch, r Rec, id int64) {
 		cl = changeLogOf(r.Table, r.Key, ev, id, r.rawBefore, r.rawAfter)
 	}
 	b.row(OutChangeLog, rowKey{}, ev.Source.LSN).str(r.Table).str(cl.key).str(ev.Op).u64(ev.Source.LSN).i64(ev.Source.TxID).time(commitMicros(ev)).
-		str(cl.before).str(cl.after).u64(cl.hash).end()
+		bytes(cl.before).bytes(cl.after).u64(cl.hash).end()
 }
 
 // changeLogOf is the text of an event's change_log row: the record key (or
@@ -555,11 +555,9 @@ func changeLogOf(table string, recKey []byte, ev *envelope.Event, id int64, rawB
 	if key == "" {
 		key = `{"id":` + strconv.FormatInt(id, 10) + `}`
 	}
-	var before, after string
-	if rawBefore != nil || rawAfter != nil {
-		before, after = string(rawBefore), string(rawAfter)
-	} else {
-		before, after = rowJSON(ev.Before), rowJSON(ev.After)
+	before, after := rawBefore, rawAfter
+	if rawBefore == nil && rawAfter == nil {
+		before, after = []byte(rowJSON(ev.Before)), []byte(rowJSON(ev.After))
 	}
 	return changeLogText{key: key, before: before, after: after, hash: eventHash(table, key, ev.Op, ev.Source.LSN, before, after)}
 }
@@ -568,28 +566,29 @@ func changeLogOf(table string, recKey []byte, ev *envelope.Event, id int64, rawB
 // op, the LSN (8 bytes big-endian and a zero byte), before and after, each
 // followed by a zero byte.
 // (Computed inline: hash/fnv through io.WriteString copied every string.)
-func eventHash(table, key, op string, lsn uint64, before, after string) uint64 {
-	const offset64, prime64 = 14695981039346656037, 1099511628211
-	h := uint64(offset64)
-	add := func(s string) {
-		for i := 0; i < len(s); i++ {
-			h ^= uint64(s[i])
-			h *= prime64
-		}
-		h *= prime64 // the zero separator: h ^= 0, h *= prime
-	}
-	add(table)
-	add(key)
-	add(op)
+func eventHash(table, key, op string, lsn uint64, before, after []byte) uint64 {
+	h := fnvAdd(fnvOffset64, table)
+	h = fnvAdd(h, key)
+	h = fnvAdd(h, op)
 	for i := 7; i >= 0; i-- {
 		h ^= uint64(byte(lsn >> (8 * i)))
-		h *= prime64
+		h *= fnvPrime64
 	}
-	h *= prime64 // the LSN's ninth byte (zero)
-	h *= prime64 // the separator
-	add(before)
-	add(after)
-	return h
+	h *= fnvPrime64 // the LSN's ninth byte (zero)
+	h *= fnvPrime64 // the separator
+	h = fnvAdd(h, before)
+	return fnvAdd(h, after)
+}
+
+const fnvOffset64, fnvPrime64 = 14695981039346656037, 1099511628211
+
+// fnvAdd hashes s and a zero separator into h.
+func fnvAdd[T string | []byte](h uint64, s T) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime64
+	}
+	return h * fnvPrime64 // the zero separator: h ^= 0, h *= prime
 }
 
 func rowJSON(r envelope.Row) string {

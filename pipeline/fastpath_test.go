@@ -45,7 +45,7 @@ func TestEventHashSameAsFNV(t *testing.T) {
 		if i == 0 {
 			lsn = 0
 		}
-		if got, want := eventHash(c[0], c[1], c[2], lsn, c[3], c[4]), fnvEventHash(c[0], c[1], c[2], lsn, c[3], c[4]); got != want {
+		if got, want := eventHash(c[0], c[1], c[2], lsn, []byte(c[3]), []byte(c[4])), fnvEventHash(c[0], c[1], c[2], lsn, c[3], c[4]); got != want {
 			t.Fatalf("%q lsn %d: %x, want %x", c, lsn, got, want)
 		}
 	}

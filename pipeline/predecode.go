@@ -40,10 +40,12 @@ type parsedImage struct {
 	it   Item
 }
 
-// changeLogText is the text of a change_log row and its event_id.
+// changeLogText is the text of a change_log row and its event_id; before
+// and after reference the record's images.
 type changeLogText struct {
-	key, before, after string
-	hash               uint64
+	key           string
+	before, after []byte
+	hash          uint64
 }
 
 // predecodeMin is the smallest run of records split across goroutines.

@@ -14,7 +14,8 @@ import (
 // InsertColumns writes a batch given column by column: data[j] holds the
 // values of columns[j] for every row, as a typed slice, so no value is boxed.
 // Slices encoded directly: []int64, []int32, []uint64, []uint32, []uint8,
-// []string (String, LowCardinality(String), Decimal as exact text),
+// []string (String, LowCardinality(String), Decimal as exact text), [][]byte
+// (String),
 // []time.Time (DateTime64), and []sql.Null[int64], []sql.Null[string],
 // []sql.Null[time.Time] for Nullable columns (Valid false is NULL). Any
 // other slice, or a slice that does not match the column's type, goes
@@ -145,6 +146,14 @@ func appendTypedColumn(b []byte, t *chType, col any) ([]byte, int, error) {
 				if b, err = appendDecimalText(b, base, s); err != nil {
 					return nil, i, err
 				}
+			}
+			return b, 0, nil
+		}
+	case [][]byte:
+		if base.kind == kString {
+			for _, v := range x {
+				b = binary.AppendUvarint(b, uint64(len(v)))
+				b = append(b, v...)
 			}
 			return b, 0, nil
 		}
