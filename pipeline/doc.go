@@ -60,11 +60,11 @@
 // block Insert would build, byte for byte); other writers get rows.
 //
 // Throughput (BenchmarkDrain, 100,000 orders = 351,100 events, 300,000 fact
-// rows, on this 2-core box): 43,000–49,000 fact rows/s end to end and
-// 56,000–64,000 after the state load and group join when the box is quiet;
-// about 38 µs of process CPU (transformer, inserts, merges) per fact row
-// (was 54). Freshness at 5,000 changes/s: p50 0.24 s, p99 0.44 s. See
-// README.md (Performance).
+// rows, this 2-core box, quiet): 53,500 fact rows/s and 62,700 events/s end
+// to end, 70,000 fact rows/s after the state load and group join (was
+// 35,000, 40,900 and 46,300), at 32 µs of process CPU per fact row
+// (transformer, inserts, merges; was 47). Freshness at 5,000 changes/s:
+// p50 0.18 s, p99 0.32 s. See README.md (Performance).
 //
 // An item changed in a transaction that leaves the order row alone
 // re-derives the fact at the item's LSN once the order's partition has been
