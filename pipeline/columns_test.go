@@ -93,14 +93,14 @@ func TestColumnarWriteSameAsRows(t *testing.T) {
 func TestTableValues(t *testing.T) {
 	b := NewBatch()
 	b.row(OutOrderLines, rowKey{1, 2}, 5).i64(1).i64(2).i32(3).i64(4).str("S").str("N").str("C").i32(2).money(1250).money(0).money(2500).
-		i64(9).str("gold").str("eu").str("DE").nullInt(NullInt{}).str("paid").time(Micros(t0.UnixMicro())).u64(5).u8(0).end()
+		i64(9).str("gold").str("eu").str("DE").nullInt(NullInt{}).str("paid").time(Micros(t0.UnixMicro())).u8(1).u64(5).u8(0).end()
 	b.row(OutOrderLines, rowKey{1, 2}, 6).i64(1).i64(2).i32(3).i64(4).str("S").str("N").str("C").i32(2).money(1250).money(0).money(2500).
-		i64(9).str("gold").str("eu").str("DE").nullInt(NullInt{V: 7, Valid: true}).str("paid").time(NullTime).u64(6).u8(1).end()
+		i64(9).str("gold").str("eu").str("DE").nullInt(NullInt{V: 7, Valid: true}).str("paid").time(NullTime).u8(0).u64(6).u8(1).end()
 	b.row(OutOrderLines, rowKey{1, 2}, 4).i64(0).i64(0).i32(0).i64(0).str("").str("").str("").i32(0).money(0).money(0).money(0).
-		i64(0).str("").str("").str("").nullInt(NullInt{}).str("").time(0).u64(4).u8(0).end()
+		i64(0).str("").str("").str("").nullInt(NullInt{}).str("").time(0).u8(1).u64(4).u8(0).end()
 	got := b.Table(OutOrderLines)
 	want := [][]any{{int64(1), int64(2), int32(3), int64(4), "S", "N", "C", int32(2), "12.50", "0.00", "25.00",
-		int64(9), "gold", "eu", "DE", int64(7), "paid", NullTime.NotNull(), uint64(6), uint8(1)}}
+		int64(9), "gold", "eu", "DE", int64(7), "paid", NullTime.NotNull(), uint8(0), uint64(6), uint8(1)}}
 	if !reflect.DeepEqual(got, want) || b.Rows() != 1 {
 		t.Fatalf("rows %d:\n got %#v\nwant %#v", b.Rows(), got, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/orderflow/orderflow/internal/envelope"
@@ -521,16 +522,24 @@ func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 		nullInt(st.CampaignID).str(campCode).str(st.Status).str(st.Currency).
 		time(st.PlacedAt).nullTime(st.PaidAt).nullTime(st.ShippedAt).nullTime(st.DeliveredAt).nullTime(st.CancelledAt).nullTime(st.RefundedAt).
 		u32(count).u32(units).money(st.Subtotal).money(st.Discount).money(st.Total).time(st.UpdatedAt).u64(ver).u8(dl).end()
+	// product_first: the first live line of each product (its is sorted by
+	// item id), so that sum(product_first) counts the orders of a product.
+	var seen []int64
 	for _, it := range its {
 		p, _ := s.products.lookup(it.Row.ProductID, ver, NullTime)
 		ld := dl
 		if it.Deleted {
 			ld = 1
 		}
+		var first uint8
+		if !it.Deleted && !slices.Contains(seen, it.Row.ProductID) {
+			first = 1
+			seen = append(seen, it.Row.ProductID)
+		}
 		b.row(OutOrderLines, rowKey{st.ID, it.Row.ID}, ver).
 			i64(st.ID).i64(it.Row.ID).i32(it.Row.LineNo).i64(it.Row.ProductID).str(p.Row.SKU).str(p.Row.Name).str(p.Row.Category.String()).
 			i32(it.Row.Quantity).money(it.Row.UnitPrice).money(it.Row.Discount).money(it.Row.LineTotal()).
-			i64(st.CustomerID).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).nullInt(st.CampaignID).str(st.Status).time(st.PlacedAt).u64(ver).u8(ld).end()
+			i64(st.CustomerID).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).nullInt(st.CampaignID).str(st.Status).time(st.PlacedAt).u8(first).u64(ver).u8(ld).end()
 	}
 }
 

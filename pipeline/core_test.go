@@ -500,3 +500,37 @@ func TestItemOnlyChange(t *testing.T) {
 		t.Fatal("item change pending although its order event covered it")
 	}
 }
+
+// TestProductFirst: product_first marks the first live line of each product
+// in an order (by item id), so that sum(product_first) counts orders per
+// product; deleting that line moves the mark to the product's next line.
+func TestProductFirst(t *testing.T) {
+	s := NewState()
+	b := NewBatch()
+	dim(t, s, b, TCustomers, ev(TCustomers, "c", 10, nil, customer(1, "gold", "europe")))
+	dim(t, s, b, TProducts, ev(TProducts, "c", 11, nil, product(7, "Go book")))
+	dim(t, s, b, TProducts, ev(TProducts, "c", 12, nil, product(8, "Kafka book")))
+	for _, it := range []map[string]any{item(101, 5, 7, 2, "10.00"), item(102, 5, 7, 1, "10.00"), item(103, 5, 8, 1, "10.00")} {
+		dim(t, s, b, TOrderItems, ev(TOrderItems, "c", 20, nil, it))
+	}
+	flags := func() string {
+		out := ""
+		for _, id := range []int64{101, 102, 103} {
+			l := row(t, b, OutOrderLines, func(m map[string]any) bool { return m["item_id"] == id })
+			out += fmt.Sprintf("%d:%v/%v ", id, l["product_first"], l["_is_deleted"])
+		}
+		return out
+	}
+	b.Reset()
+	fact(t, s, b, ev(TOrders, "c", 20, nil, order(5, 1, "placed")))
+	if got := flags(); got != "101:1/0 102:0/0 103:1/0 " {
+		t.Errorf("placed: product_first/_is_deleted %s", got)
+	}
+	// item 101 deleted in the transaction that pays the order
+	b.Reset()
+	dim(t, s, b, TOrderItems, ev(TOrderItems, "d", 30, item(101, 5, 7, 2, "10.00"), nil))
+	fact(t, s, b, ev(TOrders, "u", 30, nil, order(5, 1, "paid")))
+	if got := flags(); got != "101:0/1 102:1/0 103:1/0 " {
+		t.Errorf("after deleting item 101: product_first/_is_deleted %s", got)
+	}
+}

@@ -132,11 +132,13 @@ FROM numbers(` + n + `)`
 	steps := []struct{ what, sql string }{
 		{"customer_orders", "INSERT INTO customer_orders SELECT * FROM (" + orderSelect + ")"},
 		{"order_lines", `INSERT INTO order_lines (order_id, item_id, line_no, product_id, product_sku, product_name, product_category, quantity,
-    unit_price, discount, line_total, customer_id, customer_segment, customer_region, customer_country, campaign_id, status, placed_at, _version, _is_deleted)
+    unit_price, discount, line_total, customer_id, customer_segment, customer_region, customer_country, campaign_id, status, placed_at, product_first, _version, _is_deleted)
 SELECT order_id, order_id * 10 + k AS item_id, toInt32(k) AS line_no, toInt64(1 + cityHash64(order_id, k, 11) % 5000) AS product_id,
     concat('SKU', toString(product_id)), concat('Product ', toString(product_id)), concat('category_', toString(product_id % 20)),
     toInt32(1 + k % 3) AS quantity, toDecimal64(5 + product_id % 200, 2) AS unit_price, toDecimal64(0, 2),
-    unit_price * quantity AS line_total, customer_id, customer_segment, customer_region, customer_country, campaign_id, status, placed_at, _version, _is_deleted
+    unit_price * quantity AS line_total, customer_id, customer_segment, customer_region, customer_country, campaign_id, status, placed_at,
+    toUInt8(indexOf(arrayMap(j -> toInt64(1 + cityHash64(order_id, j, 11) % 5000), range(1, toUInt64(item_count) + 1)), product_id) = k) AS product_first,
+    _version, _is_deleted
 FROM customer_orders ARRAY JOIN range(1, toUInt64(item_count) + 1) AS k`},
 		{"products", `INSERT INTO products (product_id, sku, name, category, price, currency, updated_at, _version, _is_deleted)
 SELECT toInt64(number + 1), concat('SKU', toString(number + 1)), concat('Product ', toString(number + 1)), concat('category_', toString((number + 1) % 20)),

@@ -9,7 +9,7 @@
 -- @column sku String : current SKU
 -- @column name String : current product name
 -- @column category String : current category
--- @column orders UInt64 : sales containing the product
+-- @column orders UInt64 : sales containing the product (an order listing it on two lines counts once: sum of product_first, set on the first live line of each product in an order)
 -- @column units Int64 : units sold
 -- @column revenue Decimal : sum of the product's line totals (quantity x unit price - line discount) in sales
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
@@ -17,7 +17,7 @@ WITH per_product AS
 (
     SELECT
         product_id,
-        uniqExact(order_id) AS orders,
+        toUInt64(sum(product_first)) AS orders,
         sum(toInt64(quantity)) AS units,
         sum(line_total) AS revenue
     FROM order_lines FINAL

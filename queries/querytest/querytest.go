@@ -136,7 +136,7 @@ var factCols = []string{"order_id", "customer_id", "customer_name", "customer_em
 
 var lineCols = []string{"order_id", "item_id", "line_no", "product_id", "product_sku", "product_name", "product_category",
 	"quantity", "unit_price", "discount", "line_total", "customer_id", "customer_segment", "customer_region",
-	"customer_country", "campaign_id", "status", "placed_at", "_version", "_is_deleted"}
+	"customer_country", "campaign_id", "status", "placed_at", "product_first", "_version", "_is_deleted"}
 
 // Load inserts the fixture into e's customers, products, campaigns,
 // customer_orders and order_lines (the schema must exist), one insert per
@@ -187,14 +187,19 @@ func Load(ctx context.Context, e sinks.Engine) error {
 		if o.deleted {
 			del = 1
 		}
+		seen := map[int64]bool{}
 		for i, l := range o.lines {
+			first := uint8(0)
+			if !seen[l.product] {
+				first, seen[l.product] = 1, true
+			}
 			sub += l.cents * int64(l.qty)
 			disc += l.discount
 			units += uint32(l.qty)
 			p := prodByID[l.product]
 			lines = append(lines, []any{o.id, o.id*10 + int64(i), int32(i + 1), l.product, p.sku, p.name, p.category, l.qty,
 				money(l.cents), money(l.discount), money(l.cents*int64(l.qty) - l.discount), o.cust, o.segment, c.region,
-				c.country, camp, o.status, o.placed, o.version, del})
+				c.country, camp, o.status, o.placed, first, o.version, del})
 		}
 		var paid, cancelled, refunded any
 		if o.status != "placed" && o.status != "cancelled" {

@@ -116,6 +116,12 @@ func Migrate(ctx context.Context, e sinks.Engine, fsys fs.FS, log *slog.Logger) 
 			continue
 		}
 		for i, st := range Statements(m.SQL) {
+			if has, err := columnAdded(ctx, e, st); err != nil {
+				return done, fmt.Errorf("migration %s statement %d: %w", m.Name, i+1, err)
+			} else if has {
+				log.Info("column already added, statement skipped", "stage", "migrate", "migration", m.Name, "statement", i+1)
+				continue
+			}
 			if err := e.Exec(ctx, st); err != nil {
 				return done, fmt.Errorf("migration %s statement %d: %w", m.Name, i+1, err)
 			}
@@ -128,6 +134,26 @@ func Migrate(ctx context.Context, e sinks.Engine, fsys fs.FS, log *slog.Logger) 
 		done = append(done, m.Version)
 	}
 	return done, nil
+}
+
+// addColumnRE matches ALTER TABLE t ADD COLUMN c ...: ClickHouse 18.16 has
+// no ADD COLUMN IF NOT EXISTS, so Migrate makes it idempotent itself.
+var addColumnRE = regexp.MustCompile(`(?is)^\s*(?:--[^\n]*\n\s*)*ALTER\s+TABLE\s+([A-Za-z_][A-Za-z0-9_]*)\s+ADD\s+COLUMN\s+([A-Za-z_][A-Za-z0-9_]*)\s`)
+
+// columnAdded reports whether st is an ALTER TABLE ... ADD COLUMN whose
+// column already exists (a migration that failed after the ALTER, before it
+// was recorded, runs again).
+func columnAdded(ctx context.Context, e sinks.Engine, st string) (bool, error) {
+	m := addColumnRE.FindStringSubmatch(st)
+	if m == nil {
+		return false, nil
+	}
+	res, err := e.Query(ctx, "SELECT count() FROM system.columns WHERE database = "+sinks.QuoteString(e.Database())+
+		" AND table = "+sinks.QuoteString(m[1])+" AND name = "+sinks.QuoteString(m[2]), nil)
+	if err != nil {
+		return false, fmt.Errorf("look up column %s.%s: %w", m[1], m[2], err)
+	}
+	return len(res.Rows) == 1 && fmt.Sprint(res.Rows[0][0]) != "0", nil
 }
 
 // Applied returns the recorded migrations: version -> checksum.

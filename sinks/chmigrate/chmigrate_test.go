@@ -3,6 +3,7 @@ package chmigrate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -223,4 +224,43 @@ func TestAnalystSQLParsesOnCurrentEngine(t *testing.T) {
 			t.Errorf("%s: %v", st, err)
 		}
 	}
+}
+
+// An ALTER TABLE ... ADD COLUMN that ran before its migration was recorded
+// (a crash in between) runs again without error on both engines (18.16 has
+// no ADD COLUMN IF NOT EXISTS): the runner skips it and records the file.
+func TestAddColumnHalfApplied(t *testing.T) {
+	fsys := fstest.MapFS{
+		"0001_t.sql":     {Data: []byte("CREATE TABLE IF NOT EXISTS t (a Int64) ENGINE = MergeTree ORDER BY a")},
+		"0002_t_b.sql":   {Data: []byte("-- a new column\nALTER TABLE t ADD COLUMN b UInt8 DEFAULT 1")},
+		"0003_after.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS u (a Int64) ENGINE = MergeTree ORDER BY a")},
+	}
+	check := func(t *testing.T, e sinks.Engine) {
+		ctx := context.Background()
+		if err := e.Exec(ctx, "CREATE TABLE IF NOT EXISTS t (a Int64) ENGINE = MergeTree ORDER BY a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Exec(ctx, "ALTER TABLE t ADD COLUMN b UInt8 DEFAULT 1"); err != nil {
+			t.Fatal(err)
+		}
+		done, err := Migrate(ctx, e, fsys, nil)
+		if err != nil || fmt.Sprint(done) != "[1 2 3]" {
+			t.Fatalf("migrate after a half-applied ADD COLUMN: applied %v, err %v", done, err)
+		}
+		res, err := e.Query(ctx, "SELECT name FROM system.columns WHERE database = "+sinks.QuoteString(e.Database())+" AND table = 't' ORDER BY name", nil)
+		if err != nil || fmt.Sprint(res.Rows) != "[[a] [b]]" {
+			t.Fatalf("columns of t: %v %v", res, err)
+		}
+	}
+	t.Run("chdb", func(t *testing.T) { check(t, openChdb(t)) })
+	t.Run("server", func(t *testing.T) {
+		addr := testenv.ClickHouseServerAddr(t)
+		e, err := chserver.Open(context.Background(), chserver.Options{Addr: addr, Database: testenv.Name("m")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		defer e.Exec(context.Background(), "DROP DATABASE IF EXISTS "+sinks.QuoteIdent(e.Database()))
+		check(t, e)
+	})
 }

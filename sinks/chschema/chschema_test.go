@@ -41,8 +41,8 @@ func TestNumbering(t *testing.T) {
 			t.Fatalf("%s: number %d, want %d (gap or duplicate)", n, got, i+1)
 		}
 		b, _ := fs.ReadFile(Migrations, n)
-		if !strings.Contains(string(b), "CREATE TABLE IF NOT EXISTS") {
-			t.Errorf("%s: want an idempotent CREATE TABLE IF NOT EXISTS", n)
+		if !strings.Contains(string(b), "CREATE TABLE IF NOT EXISTS") && !strings.Contains(string(b), "ADD COLUMN") {
+			t.Errorf("%s: want an idempotent CREATE TABLE IF NOT EXISTS or an ALTER TABLE ... ADD COLUMN (which chmigrate skips when the column exists)", n)
 		}
 	}
 }
@@ -61,6 +61,9 @@ func TestApplyOnChdb(t *testing.T) {
 	for round := 0; round < 2; round++ {
 		for _, n := range files(t) {
 			b, _ := fs.ReadFile(Migrations, n)
+			if round == 1 && strings.Contains(string(b), "ADD COLUMN") {
+				continue // made idempotent by the runner (TestAddColumnHalfApplied in sinks/chmigrate)
+			}
 			if err := e.Exec(ctx, string(b)); err != nil {
 				t.Fatalf("%s: %v", n, err)
 			}
