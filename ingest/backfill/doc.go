@@ -78,17 +78,22 @@
 // starts remains the cheapest order: no fact is derived twice.
 //
 // Performance (BenchmarkBackfill; go test -run '^$' -bench BenchmarkBackfill
-// -benchtime 1x -timeout 60m ./ingest/backfill/ with ORDERFLOW_BENCH_ORDERS;
-// 2 vCPU shared with the stack and other workloads, load average ~11):
-// 1M orders + 2.5M items + 100k customers: plain COPY TO STDOUT 328k-370k
-// rows/s (one connection, the ceiling); backfill to Kafka alone 133k rows/s
-// (4 workers, ORDERFLOW_BENCH_PUBLISH_ONLY=1), 80k rows/s with the
-// transformer running; every fact in chDB after 569 s = 6.2k fact rows/s.
-// 200k orders: COPY 215k rows/s, publish 51k rows/s, facts 9.9k/s.
-// The facts are bounded by the transformer and the embedded engine (the
-// transformer used ~15 CPU-seconds for 720k events but needed ~57 s of wall
-// time on the saturated box), far from the 250k fact rows/s target; a direct
-// snapshot-to-ClickHouse path is the way to reach it (see the report).
+// -benchtime 1x -timeout 80m ./ingest/backfill/ with ORDERFLOW_BENCH_ORDERS;
+// 2 vCPU shared with the stack; 2026-11-24):
+//   - 1M orders + 2.5M items + 100k customers, quiet box: plain COPY TO
+//     STDOUT 637k rows/s (the ceiling), backfill to Kafka 304k rows/s (4
+//     workers), every fact in chDB after 84 s = 41.8k fact rows/s.
+//   - 10M orders + 25M items + 1M customers: COPY 617k rows/s, publish 263k
+//     rows/s, facts 29.7k fact rows/s (1,178 s); the process running the
+//     transformer and chDB peaked at 16.5 GB RSS (the transformer keeps every
+//     order and item version in memory).
+//
+// The facts are bounded by the transformer and the embedded engine, far from
+// the 250k fact rows/s target; a direct snapshot-to-ClickHouse path is the
+// way to reach it (raw mirrors from COPY straight into ClickHouse, facts
+// derived there or in this process, only dimensions through Kafka for the
+// transformer's join state) together with transformer state that can load a
+// pre-snapshot order on demand.
 //
 // # When to use backfill or replay, and the Kafka retention they need
 //
