@@ -524,7 +524,8 @@ func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 		u32(count).u32(units).money(st.Subtotal).money(st.Discount).money(st.Total).time(st.UpdatedAt).u64(ver).u8(dl).end()
 	// product_first: the first live line of each product (its is sorted by
 	// item id), so that sum(product_first) counts the orders of a product.
-	var seen []int64
+	var seenBuf [16]int64
+	seen := seenBuf[:0]
 	for _, it := range its {
 		p, _ := s.products.lookup(it.Row.ProductID, ver, NullTime)
 		ld := dl
