@@ -11,6 +11,10 @@ mkdir -p "$CACHE" "$LOGS" "$RUN"
 # Ports on 127.0.0.1; override all at once with ORDERFLOW_STACK_PORT_OFFSET
 # (e.g. 100) to run a second stack beside the first.
 off=${ORDERFLOW_STACK_PORT_OFFSET:-0}
+if ! [[ $off =~ ^[0-9]+$ ]] || ((off > 6400)); then
+  printf 'error: ORDERFLOW_STACK_PORT_OFFSET=%s: want a number from 0 to 6400 (the stack uses ports 55432..59093 plus the offset, at most 65535)\n' "$off" >&2
+  exit 1
+fi
 PG_PORT=$((55432 + off))
 KAFKA_PORT=$((59092 + off))
 KAFKA_CONTROLLER_PORT=$((59093 + off))
