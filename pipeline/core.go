@@ -73,6 +73,9 @@ type State struct {
 	// event (an item changed in a transaction that did not touch the
 	// order row), by the newest such item LSN. See DrainItemChanges.
 	itemOnly map[int64]uint64
+	// noChangeLog: emit no change_log rows (a direct backfill's snapshot
+	// rows; see Snapshot).
+	noChangeLog bool
 }
 
 // NewState returns empty state.
@@ -364,13 +367,20 @@ func (s *State) DropPartition(p int32) {
 // A dimension event's row is decoded on top of the side state's previous
 // version (TOAST carry-forward); ApplySide must have seen events up to it.
 func (s *State) ApplyGroup(b *Batch, r Rec) error {
-	return s.applyGroup(b, r, true)
+	return s.applyGroup(b, r, true, false)
 }
 
 // Replay applies an orders event for state only (no rows).
-func (s *State) Replay(r Rec) error { return s.applyGroup(nil, r, false) }
+func (s *State) Replay(r Rec) error { return s.applyGroup(nil, r, false, false) }
 
-func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
+// applyLoaded applies an event whose rows a direct backfill has already
+// written to ClickHouse (the record carries HeaderLoaded): state only, left
+// as if the transformer had derived those rows itself, so that no repair
+// derives them again. The side tables' state comes from the side reader;
+// for them this only validates the event.
+func (s *State) applyLoaded(r Rec) error { return s.applyGroup(nil, r, false, true) }
+
+func (s *State) applyGroup(b *Batch, r Rec, emit, loaded bool) error {
 	ev := r.Event
 	raw := imageOf(ev, r.rawBefore, r.rawAfter)
 	if ev.Image() != nil {
@@ -461,22 +471,40 @@ func (s *State) applyGroup(b *Batch, r Rec, emit bool) error {
 				s.byCust[o.CustomerID] = append(s.byCust[o.CustomerID], id)
 			}
 			st.Order, st.LSN, st.Ts, st.Deleted, st.Partition = o, lsn, ts, del, r.Partition
-			if emit {
+			switch {
+			case emit:
 				s.deriveOrder(b, st)
-			} else if m := s.items.maxLSN(id); m > lsn {
-				s.itemOnly[id] = max(s.itemOnly[id], m)
-			} else {
-				delete(s.itemOnly, id)
+			case loaded:
+				s.noteDerived(st, lsn)
+				fallthrough
+			default:
+				if m := s.items.maxLSN(id); m > lsn {
+					s.itemOnly[id] = max(s.itemOnly[id], m)
+				} else {
+					delete(s.itemOnly, id)
+				}
 			}
 		}
 	default:
 		return poison(ReasonUnknownTable, fmt.Errorf("table %q", r.Table))
 	}
 	if emit {
-		changeLogRow(b, r, id)
+		if !s.noChangeLog {
+			changeLogRow(b, r, id)
+		}
 		b.noteEvent(r.Size, ts)
 	}
 	return nil
+}
+
+// noteDerived records what deriveOrderAt(st, ver) would have used (item
+// count, customer version) without deriving: the rows exist already.
+func (s *State) noteDerived(st *orderState, ver uint64) {
+	st.derivedN = s.items.countAsOf(st.ID, ver)
+	st.CustVer = 0
+	if cust, ok := s.customers.lookup(st.CustomerID, st.PlacedLSN, st.PlacedAt); ok {
+		st.CustVer = cust.LSN
+	}
 }
 
 // deriveOrder adds the customer_orders fact and the order_lines of an order

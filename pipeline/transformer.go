@@ -517,7 +517,14 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded
 			return nil
 		}
 		t.m.events.WithLabelValues(r.Topic).Inc()
-		err = t.state.ApplyGroup(t.batch, rec)
+		if loadedRecord(r) {
+			// Its rows are in ClickHouse already (a direct backfill); count
+			// it so that the batch's age commits its offset.
+			err = t.state.applyLoaded(rec)
+			t.batch.noteEvent(rec.Size, 0)
+		} else {
+			err = t.state.ApplyGroup(t.batch, rec)
+		}
 	}
 	if err == nil || replaying {
 		return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/orderflow/orderflow/ingest/capture"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/envelope"
+	"github.com/orderflow/orderflow/pipeline"
 )
 
 // DefaultTables are the captured tables, in the order they are published:
@@ -61,9 +63,20 @@ type Options struct {
 	TxnTimeout time.Duration
 	// Registerer for the metrics (nil: none).
 	Registerer prometheus.Registerer
+	// Sink, when set, is direct mode: every chunk's ClickHouse rows (raw
+	// mirror, dimensions, customer history, facts) are derived here, with
+	// the transformer's code (pipeline.Snapshot), and written to Sink before
+	// the chunk's Kafka transaction commits; the published events carry
+	// pipeline.HeaderLoaded, so the transformer applies them to its state
+	// only. Sink must be the transformer's ClickHouse database, migrated.
+	Sink Sink
 
 	// afterChunk is called after each chunk commits (tests).
 	afterChunk func(table string, lo, hi int64)
+	// afterWrite is called in direct mode after a chunk's rows are in
+	// ClickHouse and before its Kafka transaction commits; an error aborts
+	// the chunk there (tests: a crash in that window).
+	afterWrite func(table string, lo, hi int64) error
 }
 
 func (o *Options) defaults() error {
@@ -97,7 +110,27 @@ func (o *Options) defaults() error {
 	if o.Postgres.Slot == "" || o.Kafka.TopicPrefix == "" || len(o.Kafka.Brokers) == 0 {
 		return errors.New("backfill: PostgreSQL slot, Kafka brokers and topic prefix are required")
 	}
+	if o.Sink != nil {
+		for _, t := range o.Tables {
+			if !slices.Contains(DefaultTables, t) {
+				return fmt.Errorf("backfill: direct mode derives the rows of %s only; %s is not one (leave out --direct to publish it for the transformer)",
+					strings.Join(DefaultTables, ", "), t)
+			}
+		}
+	}
 	return nil
+}
+
+// dimensionTables are the tables a fact joins with.
+var dimensionTables = []string{"customers", "products", "campaigns"}
+
+// Sink is where direct mode writes: the transformer's ClickHouse database
+// (a sinks.Engine).
+type Sink interface {
+	pipeline.Writer
+	// Exec runs a statement without result (the tombstones of a resumed
+	// run, see worker.chunk).
+	Exec(ctx context.Context, query string) error
 }
 
 // Result summarizes one backfill attempt.
@@ -136,6 +169,11 @@ type backfill struct {
 	meta  *pgx.Conn
 	metaM sync.Mutex
 	tabs  map[string]*tableMeta
+	snap  *pipeline.Snapshot // direct mode's join state and row derivation
+	// firstVersion is the version of the run's first attempt when this
+	// attempt resumes it (0 otherwise): direct mode's rows of a chunk that
+	// attempt wrote before dying are at or above it.
+	firstVersion uint64
 }
 
 func (b *backfill) run(ctx context.Context, start time.Time) (Result, error) {
@@ -207,6 +245,9 @@ func (b *backfill) run(ctx context.Context, start time.Time) (Result, error) {
 	}
 	defer snap.close()
 	version := snap.version()
+	if o.Sink != nil {
+		b.snap = pipeline.NewSnapshot(version, snap.at.UnixMilli())
+	}
 	b.log.Info("snapshot exported", "snapshot", snap.name, "consistent_point", snap.lsn.String(), "version", version,
 		"slot", snap.slot, "temporary", !snap.created, "resume", resume)
 
@@ -246,6 +287,9 @@ func (b *backfill) run(ctx context.Context, start time.Time) (Result, error) {
 		run = &runRecord{Kind: "run", ID: strconv.FormatInt(time.Now().UnixMilli(), 36), State: "running", DB: b.db, Slot: o.Postgres.Slot,
 			ChunkRows: o.ChunkRows, Units: planned, SnapLSN: version, StartedMs: time.Now().UnixMilli()}
 	}
+	if resume {
+		b.firstVersion = run.SnapLSN
+	}
 	run.Workers = max(run.Workers, o.Workers)
 	if err := writeRun(ctx, admCl, ckTopic, run); err != nil {
 		return Result{}, err
@@ -275,6 +319,29 @@ func (b *backfill) run(ctx context.Context, start time.Time) (Result, error) {
 			phases[ph] = append(phases[ph], task{u: u, lo: c[0], hi: c[1], key: key})
 		}
 	}
+	if b.snap != nil && len(phases[1]) > 0 {
+		// Direct mode derives facts here: the join state needs every
+		// dimension row, including those of chunks done by an earlier
+		// attempt and of dimension tables outside --tables. They are
+		// copied from this attempt's snapshot, state only.
+		inRun := map[string]bool{}
+		for _, u := range run.Units {
+			inRun[u.Table] = true
+			if !slices.Contains(dimensionTables, u.Table) {
+				continue
+			}
+			for _, c := range u.chunks(run.ChunkRows) {
+				if _, ok := done[chunkKey(b.db, o.Postgres.Slot, run.ID, u.Table, c[0])]; ok {
+					phases[0] = append(phases[0], task{u: u, lo: c[0], hi: c[1], stateOnly: true})
+				}
+			}
+		}
+		for _, d := range dimensionTables {
+			if !inRun[d] {
+				phases[0] = append(phases[0], task{u: unit{Table: d, Key: b.tabs[d].key, Copies: []string{d}}, lo: math.MinInt64, hi: math.MaxInt64, stateOnly: true})
+			}
+		}
+	}
 	stopProg := prog.start(o.Progress, o.ProgressInterval)
 	var mu sync.Mutex
 	for _, tasks := range phases {
@@ -286,6 +353,9 @@ func (b *backfill) run(ctx context.Context, start time.Time) (Result, error) {
 					rows, err := w.chunk(gctx, run.ID, ckTopic, t, prog)
 					if err != nil {
 						return fmt.Errorf("backfill chunk %s [%d, %d]: %w", t.u.Table, t.lo, t.hi, err)
+					}
+					if t.stateOnly {
+						continue
 					}
 					mu.Lock()
 					res.Chunks++
@@ -529,8 +599,9 @@ func (p *progress) start(w io.Writer, every time.Duration) func() {
 }
 
 type metrics struct {
-	rows   *prometheus.CounterVec
-	chunks *prometheus.CounterVec
+	rows    *prometheus.CounterVec
+	chunks  *prometheus.CounterVec
+	written prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -540,8 +611,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		chunks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "orderflow_backfill_chunks_total",
 			Help: "Backfill chunks, by result (done: copied and committed; skipped: done by an earlier attempt)."}, []string{"result"}),
 	}
+	m.written = prometheus.NewCounter(prometheus.CounterOpts{Name: "orderflow_backfill_clickhouse_rows_total",
+		Help: "Rows written to ClickHouse by a direct backfill (raw mirror, dimensions, history and facts)."})
 	if reg != nil {
-		reg.MustRegister(m.rows, m.chunks)
+		reg.MustRegister(m.rows, m.chunks, m.written)
 	}
 	return m
 }

@@ -94,8 +94,12 @@ func newRowEncoder(prefix, db, schema string, tm *tableMeta, version uint64, at 
 	return e
 }
 
-// encode returns the record key and value of one row (fresh slices).
-func (e *rowEncoder) encode(t *pglogrepl.TupleData, nowMs int64) (key, value []byte) {
+// imageAt is where the after image starts in an encoded value.
+const imageAt = len(`{"before":null,"after":`)
+
+// encode returns the record key and value of one row (fresh slices), and
+// the row's JSON image: value[imageAt:imageEnd].
+func (e *rowEncoder) encode(t *pglogrepl.TupleData, nowMs int64) (key, value []byte, imageEnd int) {
 	b := append(e.buf[:0], `{"before":null,"after":{`...)
 	for i, c := range t.Columns {
 		if i > 0 {
@@ -104,7 +108,9 @@ func (e *rowEncoder) encode(t *pglogrepl.TupleData, nowMs int64) (key, value []b
 		b = append(b, e.names[i]...)
 		b = e.appendValue(b, e.kinds[i], c)
 	}
-	b = append(b, "},"...)
+	b = append(b, '}')
+	imageEnd = len(b)
+	b = append(b, ',')
 	b = append(b, e.srcPre...)
 	b = strconv.AppendInt(b, nowMs, 10)
 	b = append(b, '}')
@@ -114,7 +120,7 @@ func (e *rowEncoder) encode(t *pglogrepl.TupleData, nowMs int64) (key, value []b
 	kb = append(kb, '}')
 	key = append(make([]byte, 0, len(kb)), kb...)
 	e.buf = kb
-	return key, value
+	return key, value, imageEnd
 }
 
 func (e *rowEncoder) appendValue(b []byte, k colKind, c *pglogrepl.TupleDataColumn) []byte {

@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -57,9 +58,16 @@ func TestRowEncoderMatchesEnvelope(t *testing.T) {
 		return &pglogrepl.TupleDataColumn{DataType: pglogrepl.TupleDataTypeText, Data: []byte(s)}
 	}
 	td := &pglogrepl.TupleData{Columns: []*pglogrepl.TupleDataColumn{col("42"), col(`pa"id`), col("12.50"), col("2025-03-04 05:06:07.5+00"), col("\\N"), col("t"), col("DE")}}
-	k, v := e.encode(td, 99)
+	k, v, end := e.encode(td, 99)
 	if string(k) != `{"id":42}` {
 		t.Errorf("key %s", k)
+	}
+	// the image is the envelope's "after", byte for byte
+	var img struct {
+		After json.RawMessage `json:"after"`
+	}
+	if err := json.Unmarshal(v, &img); err != nil || string(v[imageAt:end]) != string(img.After) {
+		t.Errorf("image %s, want %s (%v)", v[imageAt:end], img.After, err)
 	}
 	ev, err := envelope.Decode(v)
 	if err != nil {

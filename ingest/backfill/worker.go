@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/internal/envelope"
+	"github.com/orderflow/orderflow/pipeline"
 )
 
 // tableMeta is a table's columns as capture's decoder needs them.
@@ -37,10 +39,20 @@ func (t *tableMeta) col(name string) int {
 
 func (b *backfill) loadTables(ctx context.Context) error {
 	b.tabs = map[string]*tableMeta{}
-	for _, t := range b.o.Tables {
-		if _, ok := b.tabs[t]; ok {
+	names := slices.Clone(b.o.Tables)
+	for i, t := range names {
+		if slices.Contains(names[:i], t) {
 			return fmt.Errorf("backfill: table %s listed twice", t)
 		}
+	}
+	if b.o.Sink != nil { // direct mode joins with every dimension table
+		for _, d := range dimensionTables {
+			if !slices.Contains(names, d) {
+				names = append(names, d)
+			}
+		}
+	}
+	for _, t := range names {
 		tm := &tableMeta{name: t, ident: pgx.Identifier{b.o.Schema, t}.Sanitize()}
 		if err := b.meta.QueryRow(ctx, "SELECT to_regclass($1)::oid", tm.ident).Scan(&tm.oid); err != nil {
 			return fmt.Errorf("backfill: table %s.%s does not exist", b.o.Schema, t)
@@ -98,6 +110,7 @@ type worker struct {
 	enc     map[string]*rowEncoder
 	at      time.Time
 	version uint64
+	batch   *pipeline.Batch // direct mode: the chunk's ClickHouse rows
 
 	mu      sync.Mutex
 	prodErr error
@@ -105,6 +118,9 @@ type worker struct {
 
 func (b *backfill) newWorker(ctx context.Context, id int, snapName string, version uint64, at time.Time) (*worker, error) {
 	w := &worker{b: b, id: id, version: version, at: at, enc: map[string]*rowEncoder{}}
+	if b.snap != nil {
+		w.batch = pipeline.NewBatch()
+	}
 	var err error
 	if w.conn, err = connect(ctx, b.o.Postgres.URL, false); err != nil {
 		return w, err
@@ -156,6 +172,10 @@ type task struct {
 	u      unit
 	lo, hi int64
 	key    string
+	// stateOnly (direct mode): copy the dimension rows into the join state
+	// only (rows published and written by an earlier attempt, or a table
+	// outside --tables that the facts join with).
+	stateOnly bool
 }
 
 func (w *worker) fail(err error) {
@@ -166,10 +186,78 @@ func (w *worker) fail(err error) {
 	w.mu.Unlock()
 }
 
+// copyRows runs COPY of table's rows with keyCol in [lo, hi] in the
+// worker's snapshot, handing each row's record key, value and image (a
+// sub-slice of the value) to row.
+func (w *worker) copyRows(ctx context.Context, table, keyCol string, lo, hi int64, row func(k, v, img []byte) error) error {
+	tm := w.b.tabs[table]
+	enc := w.enc[table]
+	nowMs := time.Now().UnixMilli()
+	p := newCopyParser(len(tm.cols), func(td *pglogrepl.TupleData) error {
+		k, v, end := enc.encode(td, nowMs)
+		return row(k, v, v[imageAt:end])
+	})
+	q := fmt.Sprintf("COPY (SELECT %s FROM %s WHERE %s BETWEEN %d AND %d) TO STDOUT", tm.list, tm.ident, pgx.Identifier{keyCol}.Sanitize(), lo, hi)
+	if _, err := w.conn.PgConn().CopyTo(ctx, p, q); err != nil {
+		return fmt.Errorf("copy %s: %w", table, err)
+	}
+	if err := p.finish(); err != nil {
+		return fmt.Errorf("copy %s: %w", table, err)
+	}
+	return nil
+}
+
+// loadState copies a dimension range into the direct mode's join state.
+func (w *worker) loadState(ctx context.Context, t task) error {
+	return w.copyRows(ctx, t.u.Table, t.u.Key, t.lo, t.hi, func(k, _, img []byte) error {
+		return w.b.snap.Dimension(nil, t.u.Table, k, img)
+	})
+}
+
+// tombstones (direct mode, resumed run) deletes the chunk's rows that an
+// earlier attempt of the run wrote to ClickHouse before dying and that this
+// attempt's snapshot no longer has: an order or item deleted in between.
+// Its delete event carries the key only, so without the order's state the
+// transformer cannot place the delete in the facts' partition (placed_at);
+// and the aborted attempt's events never reached it. Run after this
+// attempt's rows are written: FINAL then shows, below this attempt's
+// version and at or above the run's first, exactly the rows absent from
+// this snapshot, and they are re-inserted as deleted at this version.
+// Tables keyed by id alone and unpartitioned (dimensions, raw items) are
+// deleted by their streamed delete events.
+func (w *worker) tombstones(ctx context.Context, t task) error {
+	b := w.b
+	if b.firstVersion == 0 || t.u.Table != "orders" {
+		return nil
+	}
+	for _, tk := range [][2]string{{"customer_orders", "order_id"}, {"order_lines", "order_id"}, {"raw_orders", "id"}} {
+		// (the filter in a subquery: REPLACE's aliases would shadow the
+		// columns in the same SELECT's WHERE)
+		q := fmt.Sprintf("INSERT INTO %[1]s SELECT * REPLACE (toUInt64(%[3]d) AS _version, toUInt8(1) AS _is_deleted) FROM (SELECT * FROM %[1]s FINAL "+
+			"WHERE %[2]s BETWEEN %[4]d AND %[5]d AND _version >= %[6]d AND _version < %[3]d AND _is_deleted = 0)",
+			tk[0], tk[1], w.version, t.lo, t.hi, b.firstVersion)
+		if err := b.o.Sink.Exec(ctx, q); err != nil {
+			return fmt.Errorf("delete rows of %s [%d, %d] an earlier attempt wrote: %w", tk[0], t.lo, t.hi, err)
+		}
+	}
+	return nil
+}
+
 // chunk copies one key range of every table of its unit into one Kafka
-// transaction, with the chunk's checkpoint record.
+// transaction, with the chunk's checkpoint record. In direct mode it also
+// derives the chunk's ClickHouse rows and writes them before the
+// transaction commits (so a chunk is marked done only once its rows are in
+// ClickHouse; a chunk copied again after a crash carries a newer snapshot
+// version, which supersedes the rows of the attempt that died).
 func (w *worker) chunk(ctx context.Context, run, ckTopic string, t task, prog *progress) (map[string]int64, error) {
 	b := w.b
+	if t.stateOnly {
+		return nil, w.loadState(ctx, t)
+	}
+	direct := b.snap != nil
+	if direct {
+		w.batch.Reset()
+	}
 	if err := w.prod.BeginTransaction(); err != nil {
 		return nil, fmt.Errorf("begin kafka transaction: %w", err)
 	}
@@ -193,36 +281,62 @@ func (w *worker) chunk(ctx context.Context, run, ckTopic string, t task, prog *p
 		{Key: envelope.HeaderTxID, Value: []byte("0")},
 		{Key: "backfill_run", Value: []byte(run)},
 	}
+	if direct {
+		hdr = append(hdr, kgo.RecordHeader{Key: pipeline.HeaderLoaded, Value: []byte("1")})
+	}
 	rows := map[string]int64{}
+	var orders, items []pipeline.Row
 	for _, table := range t.u.Copies {
-		tm := b.tabs[table]
 		keyCol := t.u.Key
 		if table != t.u.Table {
 			keyCol = "order_id" // the items of the unit's orders
 		}
 		var n int64
-		enc := w.enc[table]
 		topic := envelope.Topic(b.o.Kafka.TopicPrefix, b.o.Schema, table)
-		nowMs := time.Now().UnixMilli()
-		p := newCopyParser(len(tm.cols), func(td *pglogrepl.TupleData) error {
-			k, v := enc.encode(td, nowMs)
+		err := w.copyRows(ctx, table, keyCol, t.lo, t.hi, func(k, v, img []byte) error {
 			w.prod.Produce(ctx, &kgo.Record{Topic: topic, Key: k, Value: v, Headers: hdr}, cb)
 			n++
 			if n%4096 == 0 {
 				prog.add(table, 4096)
 			}
+			if !direct {
+				return nil
+			}
+			switch table {
+			case "orders":
+				orders = append(orders, pipeline.Row{Key: k, Image: img})
+			case "order_items":
+				items = append(items, pipeline.Row{Key: k, Image: img})
+			default:
+				return b.snap.Dimension(w.batch, table, k, img)
+			}
 			return nil
 		})
-		q := fmt.Sprintf("COPY (SELECT %s FROM %s WHERE %s BETWEEN %d AND %d) TO STDOUT", tm.list, tm.ident, pgx.Identifier{keyCol}.Sanitize(), t.lo, t.hi)
-		if _, err := w.conn.PgConn().CopyTo(ctx, p, q); err != nil {
-			return nil, abort(fmt.Errorf("copy %s: %w", table, err))
-		}
-		if err := p.finish(); err != nil {
-			return nil, abort(fmt.Errorf("copy %s: %w", table, err))
+		if err != nil {
+			return nil, abort(err)
 		}
 		prog.add(table, n%4096)
 		rows[table] = n
 		b.met.rows.WithLabelValues(table).Add(float64(n))
+	}
+	if direct {
+		if len(orders)+len(items) > 0 {
+			if err := b.snap.Orders(w.batch, orders, items); err != nil {
+				return nil, abort(err)
+			}
+		}
+		if err := w.batch.Write(ctx, b.o.Sink); err != nil {
+			return nil, abort(fmt.Errorf("write ClickHouse: %w", err))
+		}
+		b.met.written.Add(float64(w.batch.Rows()))
+		if err := w.tombstones(ctx, t); err != nil {
+			return nil, abort(err)
+		}
+		if b.o.afterWrite != nil {
+			if err := b.o.afterWrite(t.u.Table, t.lo, t.hi); err != nil {
+				return nil, abort(err)
+			}
+		}
 	}
 	cr := chunkRecord{Kind: "chunk", Run: run, Table: t.u.Table, Lo: t.lo, Hi: t.hi, Rows: rows, LSN: w.version,
 		Attempt: lsnText(w.version), DoneMs: time.Now().UnixMilli()}
