@@ -55,11 +55,16 @@ func NewSnapshot(lsn uint64, tsMs int64) *Snapshot {
 }
 
 // rec is the event of one snapshot row of table: image is the row's JSON
-// object as the envelope's "after" carries it.
-func (s *Snapshot) rec(table string, key, image []byte) Rec {
-	ev := &envelope.Event{Op: envelope.OpRead, TsMs: s.tsMs,
+// object as the envelope's "after" carries it. The image is parsed once,
+// into d, for both the state and the rows (as the transformer's decoders
+// do ahead).
+func (s *Snapshot) rec(d *decoded, table string, key, image []byte) Rec {
+	*d = decoded{after: image}
+	d.evv = envelope.Event{Op: envelope.OpRead, TsMs: s.tsMs,
 		Source: envelope.Source{LSN: s.lsn, TsMs: s.tsMs, Table: table, Snapshot: "true"}}
-	return Rec{Table: table, Key: key, Size: len(image), Event: ev, rawAfter: image}
+	d.ev = &d.evv
+	d.prepare(table, key, false)
+	return Rec{Table: table, Key: key, Size: len(image), Event: d.ev, rawAfter: image, pre: d}
 }
 
 // Dimension applies one customers, products or campaigns row to the join
@@ -71,10 +76,11 @@ func (s *Snapshot) Dimension(b *Batch, table string, key, image []byte) error {
 	default:
 		return fmt.Errorf("snapshot: %s is not a dimension table", table)
 	}
-	r := s.rec(table, key, image)
+	var d decoded
+	r := s.rec(&d, table, key, image)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.dims.applySide(table, r.Event, nil, image); err != nil {
+	if err := s.dims.applySideDecoded(table, r.Event, nil, image, &d); err != nil {
 		return fmt.Errorf("snapshot %s row %s: %w", table, key, err)
 	}
 	if b == nil {
@@ -99,9 +105,10 @@ func (s *Snapshot) Orders(b *Batch, orders, items []Row) error {
 	st := &State{customers: s.dims.customers, products: s.dims.products, campaigns: s.dims.campaigns,
 		items: newItems(), orders: make(map[int64]*orderState, len(orders)), byCust: make(map[int64][]int64, len(orders)),
 		pending: map[int64]struct{}{}, quiet: map[int32]bool{}, itemOnly: map[int64]uint64{}, noChangeLog: true}
+	var d decoded
 	for _, it := range items {
-		r := s.rec(TOrderItems, it.Key, it.Image)
-		if err := st.applySide(TOrderItems, r.Event, nil, it.Image); err != nil {
+		r := s.rec(&d, TOrderItems, it.Key, it.Image)
+		if err := st.applySideDecoded(TOrderItems, r.Event, nil, it.Image, &d); err != nil {
 			return fmt.Errorf("snapshot order_items row %s: %w", it.Key, err)
 		}
 		if err := st.applyGroup(b, r, true, false); err != nil {
@@ -109,7 +116,7 @@ func (s *Snapshot) Orders(b *Batch, orders, items []Row) error {
 		}
 	}
 	for _, o := range orders {
-		if err := st.applyGroup(b, s.rec(TOrders, o.Key, o.Image), true, false); err != nil {
+		if err := st.applyGroup(b, s.rec(&d, TOrders, o.Key, o.Image), true, false); err != nil {
 			return fmt.Errorf("snapshot orders row %s: %w", o.Key, err)
 		}
 	}

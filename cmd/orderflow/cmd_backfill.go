@@ -15,8 +15,8 @@ import (
 func init() {
 	register(&command{
 		name:     "backfill",
-		summary:  "publish a consistent, parallel, resumable snapshot of PostgreSQL to the captured topics (op \"r\"), so the transformer loads it into ClickHouse and streaming continues without gap or overlap",
-		sections: []config.Section{config.SecPostgres, config.SecKafka},
+		summary:  "publish a consistent, parallel, resumable snapshot of PostgreSQL to the captured topics (op \"r\"), so the transformer loads it into ClickHouse (or, with -direct, write its ClickHouse rows here) and streaming continues without gap or overlap",
+		sections: []config.Section{config.SecPostgres, config.SecKafka, config.SecClickHouse},
 		setup: func(l *config.Loader, _ *config.Config) runFunc {
 			var o backfill.Options
 			var tables string
@@ -29,6 +29,9 @@ func init() {
 			l.Bool(&o.NoCreateSlot, "no-create-slot", false, "when capture's slot (-pg-slot) does not exist, use a temporary slot for the snapshot instead of creating it")
 			l.Bool(&o.Restart, "restart", false, "abandon an unfinished run and start a new one (default: resume it)")
 			l.Duration(&o.ProgressInterval, "progress-interval", 2*time.Second, "how often to print per-table progress on stderr")
+			var direct bool
+			l.Bool(&direct, "direct", false, "derive the snapshot's ClickHouse rows (raw mirror, dimensions, facts) in this process and write them to the -clickhouse-* database, "+
+				"instead of leaving them to the transformer (which then applies the snapshot events to its state only); with the embedded engine, stop the transformer first")
 			return func(ctx context.Context, _ *errgroup.Group, e *Env, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("backfill takes no arguments, got %q", strings.Join(args, " "))
@@ -50,6 +53,18 @@ func init() {
 				}
 				o.Postgres, o.Kafka = e.Cfg.Postgres, e.Cfg.Kafka
 				o.Progress, o.Registerer = e.Stderr, e.Reg
+				if direct {
+					eng, err := openSink(ctx, e)
+					if err != nil {
+						hint := ""
+						if e.Cfg.ClickHouse.Engine == "chdb" {
+							hint = " (one process owns an embedded engine's data directory: stop the transformer, or `orderflow run`, using " + e.Cfg.ClickHouse.ChdbPath + " first)"
+						}
+						return fmt.Errorf("backfill -direct: open ClickHouse%s: %w", hint, err)
+					}
+					defer eng.Close()
+					o.Sink = eng
+				}
 				res, err := backfill.Run(ctx, o, e.Log)
 				if err != nil {
 					return err

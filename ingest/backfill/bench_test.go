@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/orderflow/orderflow/ingest/backfill"
 )
 
@@ -22,6 +25,10 @@ import (
 //     ORDERFLOW_BENCH_PUBLISH_ONLY=1), from the start
 //     of the backfill until every customer_orders and order_lines row is in
 //     ClickHouse (fact rows/s = (orders + items) / wall time).
+//   - with ORDERFLOW_BENCH_DIRECT=1, direct mode instead: the backfill writes
+//     the rows into chDB itself (the transformer is not running), facts
+//     are measured the same way; then the transformer starts and the time
+//     until its consumer group has no lag is its catch-up (state only).
 //
 // Run: go test -run '^$' -bench BenchmarkBackfill -benchtime 1x -timeout 60m ./ingest/backfill/
 func BenchmarkBackfill(b *testing.B) {
@@ -82,13 +89,18 @@ FROM generate_series(1, %d) o, generate_series(1, 2 + o %% 2) l`, n),
 	// in ClickHouse.
 	// ORDERFLOW_BENCH_PUBLISH_ONLY=1 measures the backfill alone.
 	publishOnly := os.Getenv("ORDERFLOW_BENCH_PUBLISH_ONLY") == "1"
-	if !publishOnly {
+	direct := os.Getenv("ORDERFLOW_BENCH_DIRECT") == "1"
+	if !publishOnly && !direct {
 		e.runTransformer(false) // it waits for the topics the backfill creates
+	}
+	o := backfill.Options{Postgres: e.pgConfig(), Kafka: e.kafkaConfig(), Workers: workers, ChunkRows: 50_000,
+		Progress: os.Stderr, ProgressInterval: 5 * time.Second}
+	if direct {
+		o.Sink = e.eng
 	}
 	b.ResetTimer()
 	start = time.Now()
-	res, err := backfill.Run(ctx, backfill.Options{Postgres: e.pgConfig(), Kafka: e.kafkaConfig(), Workers: workers, ChunkRows: 50_000,
-		Progress: os.Stderr, ProgressInterval: 5 * time.Second}, nil)
+	res, err := backfill.Run(ctx, o, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -128,4 +140,31 @@ FROM generate_series(1, %d) o, generate_series(1, 2 + o %% 2) l`, n),
 	b.Logf("facts: %d customer_orders + %d order_lines in ClickHouse %.1fs after the backfill started = %.0f fact rows/s (%.0f orders/s)",
 		n, items, factSecs, facts/factSecs, float64(n)/factSecs)
 	b.ReportMetric(facts/factSecs, "fact_rows/s")
+	if !direct {
+		return
+	}
+	// The transformer's catch-up: every snapshot event applied to its
+	// state (it writes no row for them).
+	start = time.Now()
+	e.runTransformer(false)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	group := e.prefix + "-transform"
+	for {
+		lags, err := adm.Lag(ctx, group)
+		if err == nil {
+			l := lags[group]
+			if l.Error() == nil && len(l.Lag.TotalByTopic()) >= 5 && l.Lag.Total() == 0 {
+				break
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	catchUp := time.Since(start).Seconds()
+	b.Logf("transformer catch-up after the direct backfill: %d events applied to state in %.1fs = %.0f events/s", total, catchUp, float64(total)/catchUp)
+	b.ReportMetric(float64(total)/catchUp, "catchup_events/s")
 }
