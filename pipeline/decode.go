@@ -40,14 +40,22 @@ func internedStr(d *jx.Decoder) (string, error) {
 		return d.Str() // the decoder's own error
 	}
 	b, err := d.StrBytes()
-	if err != nil || len(b) > 64 {
+	if err != nil {
 		return string(b), err
+	}
+	return internBytes(b), nil
+}
+
+// internBytes is b as a string, interned when short.
+func internBytes(b []byte) string {
+	if len(b) > 64 {
+		return string(b)
 	}
 	envStrings.RLock()
 	s, ok := envStrings.m[string(b)]
 	envStrings.RUnlock()
 	if ok {
-		return s, nil
+		return s
 	}
 	s = string(b)
 	envStrings.Lock()
@@ -58,7 +66,7 @@ func internedStr(d *jx.Decoder) (string, error) {
 		envStrings.m[s] = s
 	}
 	envStrings.Unlock()
-	return s, nil
+	return s
 }
 
 // decodeEvent parses a record value in one pass for the envelope capture
@@ -88,9 +96,20 @@ func decodeEventLazy(value []byte) (ev *envelope.Event, before, after []byte, er
 // decodeEventLazyInto is decodeEventLazy decoding the fast path into *into
 // (which it returns then; the slow path returns a new Event).
 func decodeEventLazyInto(value []byte, into *envelope.Event) (ev *envelope.Event, before, after []byte, err error) {
+	var c envInterner
+	return decodeEventScan(value, into, &c)
+}
+
+// decodeEventScan is decodeEventLazyInto through the envelope scanner
+// first (scan.go), c holding the previous record's strings.
+func decodeEventScan(value []byte, into *envelope.Event, c *envInterner) (ev *envelope.Event, before, after []byte, err error) {
 	if len(bytes.TrimSpace(value)) == 0 {
 		return nil, nil, nil, nil
 	}
+	if before, after, ok := scanEnvelope(into, value, c); ok {
+		return into, before, after, nil
+	}
+	*into = envelope.Event{}
 	before, after, err = decodeFastInto(into, value, false)
 	if err == nil {
 		return into, before, after, nil

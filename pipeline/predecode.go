@@ -75,13 +75,14 @@ func decodeRecords(recs []*kgo.Record, out []decoded, table map[string]string, r
 }
 
 func decodeRange(recs []*kgo.Record, out []decoded, table map[string]string, rows bool) {
+	var c envInterner
 	for i, r := range recs {
 		d := &out[i]
 		*d = decoded{}
 		if len(r.Value) == 0 || r.Attrs.IsControl() {
 			continue
 		}
-		d.ev, d.before, d.after, d.err = decodeEventLazyInto(r.Value, &d.evv)
+		d.ev, d.before, d.after, d.err = decodeEventScan(r.Value, &d.evv, &c)
 		if d.err != nil || d.ev == nil {
 			continue
 		}

@@ -17,14 +17,36 @@ import (
 // placeholder) leaves the field as it was, so the previous state carries
 // forward. decodeImage picks this path when the raw image is known.
 
-// jv reads one JSON value; absent reports a TOAST placeholder.
+// jv reads one JSON value; absent reports a TOAST placeholder. The value
+// is read by d, or (scanner path, d nil) is tok, its bytes, checked valid
+// JSON: plain values are read from them directly, others by jx from tok
+// alone (see flatFields).
 type jv struct {
-	d *jx.Decoder
+	d   *jx.Decoder
+	tok []byte
 }
 
 var errAbsent = errors.New("absent")
 
 func (v jv) str() (string, bool, error) {
+	if v.d == nil {
+		switch c := v.tok[0]; {
+		case c == '"':
+			if s, ok := v.plainStr(); ok {
+				if string(s) == envelope.DebeziumUnavailable {
+					return "", false, errAbsent
+				}
+				return string(s), true, nil
+			}
+		case c == 'n':
+			return "", false, nil
+		case c == '-' || isDigit(c):
+			return string(v.tok), true, nil
+		}
+		w, put := v.slow()
+		defer put()
+		return w.str()
+	}
 	switch v.d.Next() {
 	case jx.String:
 		s, err := v.d.Str()
@@ -47,6 +69,17 @@ func (v jv) str() (string, bool, error) {
 }
 
 func (v jv) int() (int64, bool, error) {
+	if v.d == nil {
+		if i, ok := plainInt(v.tok); ok {
+			return i, true, nil
+		}
+		if v.isNull() {
+			return 0, false, nil
+		}
+		w, put := v.slow()
+		defer put()
+		return w.int()
+	}
 	switch v.d.Next() {
 	case jx.Number:
 		n, err := v.d.Num()
@@ -79,6 +112,21 @@ func (v jv) int() (int64, bool, error) {
 }
 
 func (v jv) money() (Money, bool, error) {
+	if v.d == nil {
+		t := v.tok
+		if len(t) > 1 && t[0] == '"' {
+			t = t[1 : len(t)-1] // no escapes: parseMoneyFast takes only digits, '-' and '.'
+		}
+		if m, ok := parseMoneyFast(t); ok {
+			return m, true, nil
+		}
+		if v.isNull() {
+			return 0, false, nil
+		}
+		w, put := v.slow()
+		defer put()
+		return w.money()
+	}
 	var s string
 	switch v.d.Next() {
 	case jx.String:
@@ -208,6 +256,20 @@ func parseTimeFast(b []byte) (Micros, bool) {
 }
 
 func (v jv) time() (Micros, bool, error) {
+	if v.d == nil {
+		if len(v.tok) > 1 && v.tok[0] == '"' {
+			// no escapes: parseTimeFast takes only digits and "-:.TZ"
+			if m, ok := parseTimeFast(v.tok[1 : len(v.tok)-1]); ok {
+				return m, true, nil
+			}
+		}
+		if v.isNull() {
+			return 0, false, nil
+		}
+		w, put := v.slow()
+		defer put()
+		return w.time()
+	}
 	switch v.d.Next() {
 	case jx.String:
 		b, err := v.d.StrBytes()
@@ -246,14 +308,25 @@ func (v jv) time() (Micros, bool, error) {
 	return 0, false, fmt.Errorf("%s is not a timestamp", v.d.Next())
 }
 
+// skip passes over a value the caller does not read.
+func (v jv) skip() error {
+	if v.d == nil {
+		return nil
+	}
+	return v.d.Skip()
+}
+
 // fields walks an image's columns; set returns the column's error.
 func fields(raw []byte, set func(col []byte, v jv) error) error {
+	if err, ok := flatFields(raw, set); ok {
+		return err
+	}
 	d := jx.GetDecoder()
 	defer jx.PutDecoder(d)
 	d.ResetBytes(raw)
 	var colErr error
 	err := d.ObjBytes(func(d *jx.Decoder, key []byte) error {
-		if err := set(key, jv{d}); err != nil && !errors.Is(err, errAbsent) {
+		if err := set(key, jv{d: d}); err != nil && !errors.Is(err, errAbsent) {
 			colErr = fmt.Errorf("column %s: %w", key, err)
 			return colErr
 		}
@@ -308,6 +381,20 @@ func timeOrNull(v Micros, ok bool) Micros {
 
 // sym reads a low-cardinality text value without allocating when known.
 func (v jv) sym() (Sym, bool, error) {
+	if v.d == nil {
+		if b, ok := v.plainStr(); ok {
+			if string(b) == envelope.DebeziumUnavailable {
+				return 0, false, errAbsent
+			}
+			return symOfBytes(b), true, nil
+		}
+		if v.isNull() {
+			return symOf(""), false, nil
+		}
+		w, put := v.slow()
+		defer put()
+		return w.sym()
+	}
 	if v.d.Next() != jx.String {
 		s, ok, err := v.str()
 		return symOf(s), ok, err
@@ -396,7 +483,7 @@ func parseCustomer(raw []byte) (c Customer, m uint32, err error) {
 			x, ok, err := v.time()
 			return set(&c.UpdatedAt, &m, f9, timeOrNull(x, ok), err)
 		}
-		return v.d.Skip()
+		return v.skip()
 	})
 	return c, m, err
 }
@@ -470,7 +557,7 @@ func parseProduct(raw []byte) (p Product, m uint32, err error) {
 			x, ok, err := v.time()
 			return set(&p.UpdatedAt, &m, f7, timeOrNull(x, ok), err)
 		}
-		return v.d.Skip()
+		return v.skip()
 	})
 	return p, m, err
 }
@@ -537,7 +624,7 @@ func parseCampaign(raw []byte) (c Campaign, m uint32, err error) {
 			x, ok, err := v.time()
 			return set(&c.UpdatedAt, &m, f7, timeOrNull(x, ok), err)
 		}
-		return v.d.Skip()
+		return v.skip()
 	})
 	return c, m, err
 }
@@ -628,7 +715,7 @@ func parseOrder(raw []byte) (o Order, m uint32, err error) {
 			x, ok, err := v.time()
 			return set(&o.UpdatedAt, &m, f15, timeOrNull(x, ok), err)
 		}
-		return v.d.Skip()
+		return v.skip()
 	})
 	return o, m, err
 }
@@ -722,7 +809,7 @@ func parseItem(raw []byte) (it Item, m uint32, err error) {
 			x, ok, err := v.time()
 			return set(&it.UpdatedAt, &m, f8, timeOrNull(x, ok), err)
 		}
-		return v.d.Skip()
+		return v.skip()
 	})
 	return it, m, err
 }
@@ -777,7 +864,7 @@ func rawID(raw []byte) (int64, bool) {
 	}
 	for it.Next() {
 		if string(it.Key()) == "id" {
-			id, ok, err := jv{d}.int()
+			id, ok, err := jv{d: d}.int()
 			if err != nil {
 				return 0, false
 			}
