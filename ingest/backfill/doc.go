@@ -60,6 +60,40 @@
 // finished run is not repeated: running the command again starts a new run
 // (--restart abandons an unfinished one).
 //
+// Direct mode (--direct, Options.Sink): the backfill also writes each
+// chunk's ClickHouse rows itself, to the transformer's database: raw mirror,
+// dimensions, customer history, customer_orders and order_lines, derived by
+// the transformer's own code (pipeline.Snapshot; a test checks the rows are
+// equal to the transformer's for the same events). Dimension rows are loaded
+// first into a join state shared by the workers; each orders chunk is
+// derived with its items in a state of its own, dropped after the chunk, so
+// the backfill's memory is the dimension tables plus one chunk per worker.
+// The rows are written before the chunk's Kafka transaction commits, so a
+// chunk marked done has its rows in ClickHouse. The events still go to Kafka
+// (replay and the transformer's state need them) with the header
+// orderflow_loaded: the transformer applies them to its state only and
+// writes no row for them; replay ignores the header. No change_log row is
+// written for a snapshot read (it is not a change; it is in Kafka and in the
+// raw mirror). Facts of pre-existing orders carry the customer as of the
+// snapshot that copied them, the rule of the transformer too.
+//   - Crash between the ClickHouse write and the Kafka commit: the chunk is
+//     copied again from the new snapshot C2 at version C2 - 1, which
+//     supersedes the dead attempt's rows. A row deleted between the two
+//     snapshots is in neither the new snapshot nor the transformer's state
+//     (the dead attempt's events were aborted), and its key-only delete
+//     event cannot reach the facts' partition (placed_at), so a resumed
+//     attempt re-inserts as deleted, at C2 - 1, every fact, line and raw
+//     order of the chunk's range that an earlier attempt of the run wrote
+//     and this snapshot no longer has (TestDirectBackfillCrashAfterWrite,
+//     TestDirectBackfillKillResume).
+//   - With the embedded engine one process owns the data directory: run the
+//     direct backfill before starting the transformer (or stop it); the
+//     command says so when the directory is locked. With a ClickHouse
+//     server both can run at once.
+//   - The dimension rows of chunks done by an earlier attempt, and of
+//     dimension tables outside --tables, are copied again from this
+//     attempt's snapshot into the join state only (no events, no rows).
+//
 // Progress: a line per table every --progress-interval on stderr (rows
 // done/total, rows/s, ETA); metrics orderflow_backfill_rows_total{table} and
 // orderflow_backfill_chunks_total{result}.
@@ -78,8 +112,9 @@
 // starts remains the cheapest order: no fact is derived twice.
 //
 // Performance (BenchmarkBackfill; go test -run '^$' -bench BenchmarkBackfill
-// -benchtime 1x -timeout 80m ./ingest/backfill/ with ORDERFLOW_BENCH_ORDERS;
-// 2 vCPU shared with the stack; 2026-11-24):
+// -benchtime 1x -timeout 80m ./ingest/backfill/ with ORDERFLOW_BENCH_ORDERS,
+// and ORDERFLOW_BENCH_DIRECT=1 for direct mode; 2 vCPU shared with the stack;
+// 2026-11-24):
 //   - 1M orders + 2.5M items + 100k customers, quiet box: plain COPY TO
 //     STDOUT 637k rows/s (the ceiling), backfill to Kafka 304k rows/s (4
 //     workers), every fact in chDB after 84 s = 41.8k fact rows/s.
@@ -87,13 +122,20 @@
 //     rows/s, facts 29.7k fact rows/s (1,178 s); the process running the
 //     transformer and chDB peaked at 16.5 GB RSS (the transformer keeps every
 //     order and item version in memory).
+//   - Direct mode, 1M orders (another session's benchmarks on the box):
+//     every fact in chDB after 43 s = 80.9k fact rows/s (1.9x); the
+//     transformer, started afterwards, applied the 3.6M snapshot events to
+//     its state in 42 s (86k events/s). See the README for the 10M figure.
 //
-// The facts are bounded by the transformer and the embedded engine, far from
-// the 250k fact rows/s target; a direct snapshot-to-ClickHouse path is the
-// way to reach it (raw mirrors from COPY straight into ClickHouse, facts
-// derived there or in this process, only dimensions through Kafka for the
-// transformer's join state) together with transformer state that can load a
-// pre-snapshot order on demand.
+// Still short of the 250k fact rows/s target. On two cores everything runs
+// on the same box: PostgreSQL's COPY (~1.5 µs of CPU per row), the Kafka
+// broker and producer, the derivation (~8 µs per fact row through the
+// transformer's generic row code) and chDB's insert and merges (~3 µs per
+// row inserted; raw mirror and facts make two rows per fact row). The
+// backfill's own ceiling with the rows derived and dropped
+// (ORDERFLOW_BENCH_DIRECT_DISCARD=1) is within 10 % of the figure with
+// chDB, so the derivation, not ClickHouse, is the next thing to make
+// cheaper.
 //
 // # When to use backfill or replay, and the Kafka retention they need
 //
