@@ -109,6 +109,7 @@ func (h *history[T]) len() int { return len(h.m) }
 type items struct {
 	byOrder map[int64][]version[Item] // order id -> versions of its items, in arrival order
 	order   map[int64]int64           // item id -> order id (deletes carry only the key)
+	scratch []version[Item]           // asOf's result, reused
 }
 
 func newItems() *items {
@@ -147,10 +148,11 @@ func (s *items) latestBefore(id int64, lsn uint64) (version[Item], bool) {
 
 // asOf returns, for each item of order oid that exists at lsn, its newest
 // version with LSN <= lsn, deleted items included (so their lines can be
-// marked deleted), sorted by item id.
+// marked deleted), sorted by item id. The slice is valid until the next
+// call (it is reused).
 func (s *items) asOf(oid int64, lsn uint64) []version[Item] {
 	vs := s.byOrder[oid]
-	var out []version[Item]
+	out := s.scratch[:0]
 	for _, v := range vs {
 		if v.LSN > lsn {
 			continue
@@ -170,6 +172,7 @@ func (s *items) asOf(oid int64, lsn uint64) []version[Item] {
 		}
 	}
 	slices.SortFunc(out, func(a, b version[Item]) int { return cmp.Compare(a.Row.ID, b.Row.ID) })
+	s.scratch = out[:0]
 	return out
 }
 

@@ -230,7 +230,7 @@ func parseTimeFast(b []byte) (Micros, bool) {
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
 		return 0, false
 	}
-	if day > 28 && day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+	if day > 28 && day > daysIn(year, month) {
 		return 0, false
 	}
 	var micros int64
@@ -251,8 +251,42 @@ func parseTimeFast(b []byte) (Micros, bool) {
 			micros *= 10
 		}
 	}
-	secs := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Unix()
+	secs := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
 	return Micros(secs*1_000_000 + micros), true
+}
+
+// daysIn is the number of days of a month (proleptic Gregorian, as time).
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to the date
+// (proleptic Gregorian; H. Hinnant's days_from_civil).
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400
+	mp := m - 3
+	if m <= 2 {
+		mp = m + 9
+	}
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
 }
 
 func (v jv) time() (Micros, bool, error) {
