@@ -2,6 +2,7 @@ package queries
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,10 +29,19 @@ import (
 // customer version is re-pointed at the customer's latest version. The
 // concurrent writer changes no customer, so its orders have the same
 // customer whether they land in the snapshot or in the stream.
+//
+// Both modes: the snapshot's rows through Kafka and the transformer, and
+// --direct (the backfill writes them to ClickHouse itself; the transformer
+// applies the snapshot events to its state only).
 func TestReportsAfterBackfill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test (-short)")
 	}
+	t.Run("kafka", func(t *testing.T) { reportsAfterBackfill(t, false) })
+	t.Run("direct", func(t *testing.T) { reportsAfterBackfill(t, true) })
+}
+
+func reportsAfterBackfill(t *testing.T, direct bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -49,11 +59,15 @@ func TestReportsAfterBackfill(t *testing.T) {
 	}
 
 	stop := orderWriter(t, ctx, o.pgURL)
-	res, err := backfill.Run(ctx, backfill.Options{
+	opts := backfill.Options{
 		Postgres: config.Postgres{URL: o.pgURL, Slot: o.slot, Publication: o.pub},
 		Kafka:    config.Kafka{Brokers: o.brokers, TopicPrefix: o.prefix},
 		Workers:  3, ChunkRows: 150, ProgressInterval: time.Minute,
-	}, o.log)
+	}
+	if direct {
+		opts.Sink = o.e
+	}
+	res, err := backfill.Run(ctx, opts, o.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +78,12 @@ func TestReportsAfterBackfill(t *testing.T) {
 		t.Fatalf("backfill %+v, writer placed %d paid %d: want a created slot, chunks and concurrent writes", res, placed, paid)
 	}
 
+	if direct {
+		r, err := o.e.Query(ctx, "SELECT count() FROM customer_orders WHERE _version = {v:UInt64}", map[string]any{"v": res.SnapshotLSN})
+		if err != nil || fmt.Sprint(r.Rows[0][0]) != fmt.Sprint(res.Rows["orders"]) || res.Rows["orders"] == 0 {
+			t.Fatalf("direct backfill: facts at the snapshot version %v (%v), want %d before the transformer starts", r, err, res.Rows["orders"])
+		}
+	}
 	o.startPipeline(t)
 	edgeCases(t, ctx, o.conn)
 	waitCaughtUp(t, ctx, o.conn, o.e)
