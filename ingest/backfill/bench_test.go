@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -173,7 +174,8 @@ FROM generate_series(1, %d) o, generate_series(1, 2 + o %% 2) l`, n),
 		time.Sleep(time.Second)
 	}
 	catchUp := time.Since(start).Seconds()
-	b.Logf("transformer catch-up after the direct backfill: %d events applied to state in %.1fs = %.0f events/s", total, catchUp, float64(total)/catchUp)
+	b.Logf("transformer catch-up after the direct backfill: %d events applied to state in %.1fs = %.0f events/s; peak RSS of this process (backfill, transformer, chDB) %s",
+		total, catchUp, float64(total)/catchUp, peakRSS())
 	b.ReportMetric(float64(total)/catchUp, "catchup_events/s")
 }
 
@@ -192,4 +194,18 @@ func cpuTime() float64 {
 		return 0
 	}
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// peakRSS is this process's VmHWM from /proc/self/status.
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
