@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/orderflow/orderflow/sinks"
 )
 
 // colKind is the Go type an output column's values are buffered as.
@@ -16,10 +18,10 @@ const (
 	kU32                     // uint32
 	kU8                      // uint8
 	kStr                     // string (also decimals, as exact text)
-	kTime                    // time.Time (non-Nullable DateTime64)
+	kTime                    // microseconds (non-Nullable DateTime64), sinks.Micros
 	kNullI64                 // sql.Null[int64]
 	kNullStr                 // sql.Null[string]
-	kNullTime                // sql.Null[time.Time]
+	kNullTime                // sql.Null[int64] of microseconds, sinks.NullMicros
 	kBytes                   // []byte (String): text referenced, not copied
 )
 
@@ -32,10 +34,10 @@ type column struct {
 	u32  []uint32
 	u8   []uint8
 	str  []string
-	tm   []time.Time
+	tm   []int64
 	ni64 []sql.Null[int64]
 	nstr []sql.Null[string]
-	ntm  []sql.Null[time.Time]
+	ntm  []sql.Null[int64]
 	byt  [][]byte
 }
 
@@ -68,13 +70,13 @@ func (c *column) data() any {
 	case kStr:
 		return c.str
 	case kTime:
-		return c.tm
+		return sinks.Micros(c.tm)
 	case kNullI64:
 		return c.ni64
 	case kNullStr:
 		return c.nstr
 	case kNullTime:
-		return c.ntm
+		return sinks.NullMicros(c.ntm)
 	case kBytes:
 		return c.byt
 	}
@@ -126,13 +128,13 @@ func sliceLen(d any) int {
 		return len(x)
 	case []string:
 		return len(x)
-	case []time.Time:
+	case sinks.Micros:
 		return len(x)
 	case []sql.Null[int64]:
 		return len(x)
 	case []sql.Null[string]:
 		return len(x)
-	case []sql.Null[time.Time]:
+	case sinks.NullMicros:
 		return len(x)
 	case [][]byte:
 		return len(x)
@@ -154,8 +156,8 @@ func valueAt(d any, i int) any {
 		return x[i]
 	case []string:
 		return x[i]
-	case []time.Time:
-		return x[i]
+	case sinks.Micros:
+		return time.UnixMicro(x[i]).UTC()
 	case []sql.Null[int64]:
 		if x[i].Valid {
 			return x[i].V
@@ -164,9 +166,9 @@ func valueAt(d any, i int) any {
 		if x[i].Valid {
 			return x[i].V
 		}
-	case []sql.Null[time.Time]:
+	case sinks.NullMicros:
 		if x[i].Valid {
-			return x[i].V
+			return time.UnixMicro(x[i].V).UTC()
 		}
 	case [][]byte:
 		return string(x[i])
@@ -286,8 +288,11 @@ func (r rowW) money(m Money) rowW {
 // time is a non-Nullable timestamp (the epoch for NULL, as Micros.NotNull).
 func (r rowW) time(m Micros) rowW {
 	if !r.skip {
+		if m == NullTime {
+			m = 0 // the epoch, as Micros.NotNull
+		}
 		c := r.col(kTime)
-		c.tm = put(c.tm, r.app, r.i, m.NotNull())
+		c.tm = put(c.tm, r.app, r.i, int64(m))
 	}
 	r.j++
 	return r
@@ -296,9 +301,9 @@ func (r rowW) time(m Micros) rowW {
 func (r rowW) nullTime(m Micros) rowW {
 	if !r.skip {
 		c := r.col(kNullTime)
-		v := sql.Null[time.Time]{}
+		v := sql.Null[int64]{}
 		if m != NullTime {
-			v = sql.Null[time.Time]{V: m.Time(), Valid: true}
+			v = sql.Null[int64]{V: int64(m), Valid: true}
 		}
 		c.ntm = put(c.ntm, r.app, r.i, v)
 	}
@@ -355,7 +360,7 @@ func (r rowW) value(v any) rowW {
 	case kTime:
 		x, _ := v.(time.Time)
 		c := r.col(kTime)
-		c.tm = put(c.tm, r.app, r.i, x)
+		c.tm = put(c.tm, r.app, r.i, x.UnixMicro())
 	case kNullI64:
 		x, ok := v.(int64)
 		return r.nullInt(NullInt{V: x, Valid: ok})
@@ -365,7 +370,7 @@ func (r rowW) value(v any) rowW {
 	case kNullTime:
 		x, ok := v.(time.Time)
 		c := r.col(kNullTime)
-		c.ntm = put(c.ntm, r.app, r.i, sql.Null[time.Time]{V: x, Valid: ok})
+		c.ntm = put(c.ntm, r.app, r.i, sql.Null[int64]{V: x.UnixMicro(), Valid: ok})
 	case kBytes:
 		x, _ := v.(string)
 		return r.bytes([]byte(x))

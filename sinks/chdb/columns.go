@@ -16,8 +16,9 @@ import (
 // Slices encoded directly: []int64, []int32, []uint64, []uint32, []uint8,
 // []string (String, LowCardinality(String), Decimal as exact text), [][]byte
 // (String),
-// []time.Time (DateTime64), and []sql.Null[int64], []sql.Null[string],
-// []sql.Null[time.Time] for Nullable columns (Valid false is NULL). Any
+// []time.Time and sinks.Micros (DateTime64), and []sql.Null[int64],
+// []sql.Null[string], []sql.Null[time.Time], sinks.NullMicros for Nullable
+// columns (Valid false is NULL). Any
 // other slice, or a slice that does not match the column's type, goes
 // through Insert's per-value conversions: the block is byte for byte the one
 // Insert builds from the same values (sql.Null as nil or its value).
@@ -164,6 +165,25 @@ func appendTypedColumn(b []byte, t *chType, col any) ([]byte, int, error) {
 			}
 			return b, 0, nil
 		}
+	case sinks.Micros:
+		if base.kind == kDateTime64 {
+			for _, v := range x {
+				b = appendMicros(b, base, v)
+			}
+			return b, 0, nil
+		}
+	case sinks.NullMicros:
+		if base.kind == kNullable && base.elem.kind == kDateTime64 {
+			b = appendNullMap(b, x)
+			for _, v := range x {
+				if !v.Valid {
+					b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+					continue
+				}
+				b = appendMicros(b, base.elem, v.V)
+			}
+			return b, 0, nil
+		}
 	case []sql.Null[int64]:
 		if base.kind == kNullable && base.elem.kind == kInt64 {
 			b = appendNullMap(b, x)
@@ -227,9 +247,33 @@ func appendDateTime64(b []byte, t *chType, x time.Time) []byte {
 	return binary.LittleEndian.AppendUint64(b, uint64(n))
 }
 
+// appendMicros is appendDateTime64 of time.UnixMicro(us).
+func appendMicros(b []byte, t *chType, us int64) []byte {
+	if t.scale == 6 {
+		return binary.LittleEndian.AppendUint64(b, uint64(us))
+	}
+	return appendDateTime64(b, t, time.UnixMicro(us).UTC())
+}
+
 // boxColumn turns a typed slice into the values Insert takes (sql.Null as
-// nil or its value).
+// nil or its value, sinks.Micros as time.Time).
 func boxColumn(col any) ([]any, error) {
+	switch x := col.(type) {
+	case sinks.Micros:
+		out := make([]any, len(x))
+		for i, v := range x {
+			out[i] = time.UnixMicro(v).UTC()
+		}
+		return out, nil
+	case sinks.NullMicros:
+		out := make([]any, len(x))
+		for i, v := range x {
+			if v.Valid {
+				out[i] = time.UnixMicro(v.V).UTC()
+			}
+		}
+		return out, nil
+	}
 	rv := reflect.ValueOf(col)
 	if rv.Kind() != reflect.Slice {
 		return nil, fmt.Errorf("want a slice of values, got %T", col)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/sinks"
 )
 
 // columnsCase is a table and typed column data covering the direct
@@ -37,9 +39,15 @@ func columnsCase(n int, seed uint64) (ddl string, cols []string, types []string,
 		{"paid", "Nullable(DateTime64(6, 'UTC'))", func(int) any {
 			return sql.Null[time.Time]{V: time.UnixMicro(r.Int64N(4e15)).UTC(), Valid: r.IntN(2) > 0}
 		}},
+		{"at_us", "DateTime64(6, 'UTC')", func(int) any { return r.Int64N(4e15) - 2e15 }},
+		{"at3_us", "DateTime64(3, 'UTC')", func(int) any { return r.Int64N(4e15) - 2e15 }},
+		{"paid_us", "Nullable(DateTime64(6, 'UTC'))", func(int) any { return sql.Null[int64]{V: r.Int64N(4e15) - 2e15, Valid: r.IntN(2) > 0} }},
+		{"paid3_us", "Nullable(DateTime64(3, 'UTC'))", func(int) any { return sql.Null[int64]{V: r.Int64N(4e15) - 2e15, Valid: r.IntN(2) > 0} }},
 		{"city", "LowCardinality(Nullable(String))", func(int) any { return sql.Null[string]{V: "Berlin", Valid: r.IntN(2) > 0} }},
 		// fallbacks: Go type and column type differ
 		{"u64_from_i64", "UInt64", func(int) any { return r.Int64N(1 << 40) }},
+		{"text_from_us", "String", func(int) any { return r.Int64N(4e15) }},
+		{"nullable_text_from_us", "Nullable(String)", func(int) any { return sql.Null[int64]{V: r.Int64N(4e15), Valid: r.IntN(2) > 0} }},
 		{"i64_from_text", "Int64", func(int) any { return fmt.Sprint(r.Int64N(1 << 40)) }},
 		{"dec_from_i64", "Decimal(18, 2)", func(int) any { return r.Int64N(1e9) }},
 		{"any", "Nullable(Int32)", func(i int) any {
@@ -66,7 +74,18 @@ func columnsCase(n int, seed uint64) (ddl string, cols []string, types []string,
 				col.Index(i).Set(reflect.ValueOf(v))
 			}
 		}
-		data = append(data, col.Interface())
+		d := col.Interface()
+		switch x := d.(type) { // microsecond columns: sinks.Micros, sinks.NullMicros
+		case []int64:
+			if strings.HasSuffix(c.name, "_us") {
+				d = sinks.Micros(x)
+			}
+		case []sql.Null[int64]:
+			if strings.HasSuffix(c.name, "_us") {
+				d = sinks.NullMicros(x)
+			}
+		}
+		data = append(data, d)
 	}
 	ddl = "CREATE TABLE %s (" + strings.Join(defs, ", ") + ") ENGINE = MergeTree ORDER BY id"
 	return ddl, cols, types, data
@@ -77,7 +96,16 @@ func rowsOf(data []any, n int) [][]any {
 	for i := range rows {
 		rows[i] = make([]any, len(data))
 		for j, c := range data {
-			rows[i][j] = unNull(reflect.ValueOf(c).Index(i).Interface())
+			switch x := c.(type) {
+			case sinks.Micros:
+				rows[i][j] = time.UnixMicro(x[i]).UTC()
+			case sinks.NullMicros:
+				if x[i].Valid {
+					rows[i][j] = time.UnixMicro(x[i].V).UTC()
+				}
+			default:
+				rows[i][j] = unNull(reflect.ValueOf(c).Index(i).Interface())
+			}
 		}
 	}
 	return rows

@@ -20,9 +20,9 @@
 //     backoff; they are raised before the part is committed, so a retry cannot
 //     double rows.
 //   - InsertColumns takes the batch column by column as typed slices
-//     ([]int64, []string, []time.Time, []sql.Null[T], ...): nothing is boxed,
-//     and the block is byte for byte the one Insert builds from the same
-//     values. The transformer writes this way.
+//     ([]int64, []string, []time.Time, []sql.Null[T], sinks.Micros, ...):
+//     nothing is boxed, and the block is byte for byte the one Insert builds
+//     from the same values. The transformer writes this way.
 //   - Query: results come back as JSONCompact (64-bit integers and decimals
 //     quoted) and are decoded by the column types to int64, uint64, float64,
 //     string (also Decimal, UUID, Enum), bool, time.Time (UTC unless the column
