@@ -23,6 +23,7 @@ const (
 	kNullStr                 // sql.Null[string]
 	kNullTime                // sql.Null[int64] of microseconds, sinks.NullMicros
 	kBytes                   // []byte (String): text referenced, not copied
+	kMoney                   // hundredths (Decimal(18, 2)), sinks.Cents
 )
 
 // column is one output column's values; only the slice of its kind is used.
@@ -39,6 +40,7 @@ type column struct {
 	nstr []sql.Null[string]
 	ntm  []sql.Null[int64]
 	byt  [][]byte
+	cts  []int64
 }
 
 func (c *column) reset() {
@@ -52,6 +54,7 @@ func (c *column) reset() {
 	c.ntm = c.ntm[:0]
 	clear(c.byt)
 	c.byt = c.byt[:0]
+	c.cts = c.cts[:0]
 }
 
 // data is the column's typed slice.
@@ -79,6 +82,8 @@ func (c *column) data() any {
 		return sinks.NullMicros(c.ntm)
 	case kBytes:
 		return c.byt
+	case kMoney:
+		return sinks.Cents(c.cts)
 	}
 	panic("pipeline: unknown column kind")
 }
@@ -138,6 +143,8 @@ func sliceLen(d any) int {
 		return len(x)
 	case [][]byte:
 		return len(x)
+	case sinks.Cents:
+		return len(x)
 	}
 	panic(fmt.Sprintf("pipeline: unknown column type %T", d))
 }
@@ -172,6 +179,8 @@ func valueAt(d any, i int) any {
 		}
 	case [][]byte:
 		return string(x[i])
+	case sinks.Cents:
+		return sinks.CentsText(x[i])
 	default:
 		panic(fmt.Sprintf("pipeline: unknown column type %T", d))
 	}
@@ -276,13 +285,14 @@ func (r rowW) bytes(v []byte) rowW {
 	return r
 }
 
-// money is a decimal column's value as exact text.
+// money is a decimal column's value, in hundredths.
 func (r rowW) money(m Money) rowW {
-	if r.skip {
-		r.j++
-		return r
+	if !r.skip {
+		c := r.col(kMoney)
+		c.cts = put(c.cts, r.app, r.i, int64(m))
 	}
-	return r.str(m.String())
+	r.j++
+	return r
 }
 
 // time is a non-Nullable timestamp (the epoch for NULL, as Micros.NotNull).
@@ -374,6 +384,18 @@ func (r rowW) value(v any) rowW {
 	case kBytes:
 		x, _ := v.(string)
 		return r.bytes([]byte(x))
+	case kMoney:
+		var m Money
+		switch x := v.(type) {
+		case Money:
+			m = x
+		case string:
+			var err error
+			if m, err = ParseMoney(x); err != nil {
+				panic(fmt.Sprintf("pipeline: %s column %s: %v", r.t.spec.name, r.t.spec.cols[r.j], err))
+			}
+		}
+		return r.money(m)
 	}
 	r.j++
 	return r

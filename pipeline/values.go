@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/internal/envelope"
+	"github.com/orderflow/orderflow/sinks"
 )
 
 // Money is an exact amount in hundredths (numeric(…,2) in PostgreSQL,
@@ -49,18 +50,7 @@ func ParseMoney(s string) (Money, error) {
 }
 
 // String renders m as exact decimal text ("12.50", "-0.05").
-func (m Money) String() string {
-	v := int64(m)
-	sign := ""
-	if v < 0 {
-		sign, v = "-", -v
-	}
-	buf := make([]byte, 0, 24)
-	buf = append(buf, sign...)
-	buf = strconv.AppendInt(buf, v/100, 10)
-	buf = append(buf, '.', byte('0'+v%100/10), byte('0'+v%10))
-	return string(buf)
-}
+func (m Money) String() string { return sinks.CentsText(int64(m)) }
 
 // Micros is a timestamp in microseconds since the epoch (UTC); NullTime
 // marks a NULL.

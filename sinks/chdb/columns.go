@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"reflect"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 // Slices encoded directly: []int64, []int32, []uint64, []uint32, []uint8,
 // []string (String, LowCardinality(String), Decimal as exact text), [][]byte
 // (String),
-// []time.Time and sinks.Micros (DateTime64), and []sql.Null[int64],
+// []time.Time and sinks.Micros (DateTime64), sinks.Cents (Decimal of scale
+// 2 or more, up to 18 digits), and []sql.Null[int64],
 // []sql.Null[string], []sql.Null[time.Time], sinks.NullMicros for Nullable
 // columns (Valid false is NULL). Any
 // other slice, or a slice that does not match the column's type, goes
@@ -172,6 +174,21 @@ func appendTypedColumn(b []byte, t *chType, col any) ([]byte, int, error) {
 			}
 			return b, 0, nil
 		}
+	case sinks.Cents:
+		if base.kind == kDecimal && base.width <= 8 && base.scale >= 2 {
+			mul := pow10(base.scale - 2)
+			lo, hi := int64(math.MinInt64)/mul, int64(math.MaxInt64)/mul
+			if base.width == 4 {
+				lo, hi = math.MinInt32/mul, math.MaxInt32/mul
+			}
+			for i, v := range x {
+				if v < lo || v > hi {
+					return nil, i, fmt.Errorf("%s overflows %s", sinks.CentsText(v), base.String())
+				}
+				b = appendLE(b, uint64(v*mul), uint(base.width))
+			}
+			return b, 0, nil
+		}
 	case sinks.NullMicros:
 		if base.kind == kNullable && base.elem.kind == kDateTime64 {
 			b = appendNullMap(b, x)
@@ -271,6 +288,12 @@ func boxColumn(col any) ([]any, error) {
 			if v.Valid {
 				out[i] = time.UnixMicro(v.V).UTC()
 			}
+		}
+		return out, nil
+	case sinks.Cents:
+		out := make([]any, len(x))
+		for i, v := range x {
+			out[i] = sinks.CentsText(v)
 		}
 		return out, nil
 	}

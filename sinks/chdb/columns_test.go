@@ -43,6 +43,10 @@ func columnsCase(n int, seed uint64) (ddl string, cols []string, types []string,
 		{"at3_us", "DateTime64(3, 'UTC')", func(int) any { return r.Int64N(4e15) - 2e15 }},
 		{"paid_us", "Nullable(DateTime64(6, 'UTC'))", func(int) any { return sql.Null[int64]{V: r.Int64N(4e15) - 2e15, Valid: r.IntN(2) > 0} }},
 		{"paid3_us", "Nullable(DateTime64(3, 'UTC'))", func(int) any { return sql.Null[int64]{V: r.Int64N(4e15) - 2e15, Valid: r.IntN(2) > 0} }},
+		{"price_cents", "Decimal(18, 2)", func(int) any { return r.Int64N(2e12) - 1e12 }},
+		{"rate_cents", "Decimal(18, 4)", func(int) any { return r.Int64N(2e9) - 1e9 }},
+		{"small_cents", "Decimal(9, 2)", func(int) any { return r.Int64N(2e8) - 1e8 }},
+		{"wide_cents", "Decimal(38, 2)", func(int) any { return r.Int64() }},
 		{"city", "LowCardinality(Nullable(String))", func(int) any { return sql.Null[string]{V: "Berlin", Valid: r.IntN(2) > 0} }},
 		// fallbacks: Go type and column type differ
 		{"u64_from_i64", "UInt64", func(int) any { return r.Int64N(1 << 40) }},
@@ -75,10 +79,13 @@ func columnsCase(n int, seed uint64) (ddl string, cols []string, types []string,
 			}
 		}
 		d := col.Interface()
-		switch x := d.(type) { // microsecond columns: sinks.Micros, sinks.NullMicros
+		switch x := d.(type) { // microsecond columns: sinks.Micros, sinks.NullMicros; sinks.Cents
 		case []int64:
 			if strings.HasSuffix(c.name, "_us") {
 				d = sinks.Micros(x)
+			}
+			if strings.HasSuffix(c.name, "_cents") {
+				d = sinks.Cents(x)
 			}
 		case []sql.Null[int64]:
 			if strings.HasSuffix(c.name, "_us") {
@@ -103,6 +110,8 @@ func rowsOf(data []any, n int) [][]any {
 				if x[i].Valid {
 					rows[i][j] = time.UnixMicro(x[i].V).UTC()
 				}
+			case sinks.Cents:
+				rows[i][j] = sinks.CentsText(x[i])
 			default:
 				rows[i][j] = unNull(reflect.ValueOf(c).Index(i).Interface())
 			}
@@ -134,6 +143,12 @@ func TestEncodeColumnsSameAsNative(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("n=%d: columnar block differs from the row block (%d vs %d bytes)", n, len(got), len(want))
 		}
+	}
+	// hundredths that overflow the column are an error naming row and column
+	small, _ := parseType("Decimal(9, 2)")
+	if _, err := encodeColumns(nil, []*chType{small}, []string{"c"}, []any{sinks.Cents{1, 1 << 40}}, 2); err == nil ||
+		!strings.Contains(err.Error(), "row 1 column c") || !strings.Contains(err.Error(), "10995116277.76") {
+		t.Errorf("overflowing cents: %v", err)
 	}
 	// errors name the row and the column, as Insert's do
 	ty, _ := parseType("Decimal(18, 2)")
