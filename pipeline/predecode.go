@@ -82,11 +82,20 @@ func decodeRange(recs []*kgo.Record, out []decoded, table map[string]string, row
 		if len(r.Value) == 0 || r.Attrs.IsControl() {
 			continue
 		}
+		tb, rowsOf := table[r.Topic], rows
+		if rows && loadedRecord(r) {
+			// written by a direct backfill: the group path applies only
+			// orders, to its state, and writes no change_log row
+			if tb != TOrders {
+				continue
+			}
+			rowsOf = false
+		}
 		d.ev, d.before, d.after, d.err = decodeEventScan(r.Value, &d.evv, &c)
 		if d.err != nil || d.ev == nil {
 			continue
 		}
-		d.prepare(table[r.Topic], r.Key, rows)
+		d.prepare(tb, r.Key, rowsOf)
 	}
 }
 

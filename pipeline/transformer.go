@@ -506,6 +506,16 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded
 	if len(r.Value) == 0 || r.Attrs.IsControl() {
 		return nil // tombstone or transaction marker
 	}
+	loaded := loadedRecord(r)
+	if loaded && table != TOrders {
+		// A direct backfill wrote its rows; the side reader has it in the
+		// join state. Counted, so that the batch's age commits its offset.
+		if !replaying {
+			t.m.events.WithLabelValues(r.Topic).Inc()
+			t.batch.noteEvent(len(r.Value), 0)
+		}
+		return nil
+	}
 	ev, rawBefore, rawAfter, err := d.ev, d.before, d.after, d.err
 	if err == nil && ev == nil {
 		return nil
@@ -517,7 +527,7 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded
 			return nil
 		}
 		t.m.events.WithLabelValues(r.Topic).Inc()
-		if loadedRecord(r) {
+		if loaded {
 			// Its rows are in ClickHouse already (a direct backfill); count
 			// it so that the batch's age commits its offset.
 			err = t.state.applyLoaded(rec)

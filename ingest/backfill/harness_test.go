@@ -474,6 +474,21 @@ func diff(pg, ch []string) string {
 	return b.String()
 }
 
+// oneSnapshotEventPerRow fails the test for every row with more than one
+// committed snapshot event, and returns the counts.
+func (e *env) oneSnapshotEventPerRow() map[string]map[string]int {
+	e.t.Helper()
+	events := e.readEvents()
+	for table, keys := range events {
+		for k, c := range keys {
+			if c != 1 {
+				e.t.Errorf("%s %s: %d snapshot events", table, k, c)
+			}
+		}
+	}
+	return events
+}
+
 // readEvents counts the committed snapshot ("r") events per table and key.
 func (e *env) readEvents() map[string]map[string]int {
 	e.t.Helper()
