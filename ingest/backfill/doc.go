@@ -122,10 +122,12 @@
 //     rows/s, facts 29.7k fact rows/s (1,178 s); the process running the
 //     transformer and chDB peaked at 16.5 GB RSS (the transformer keeps every
 //     order and item version in memory).
-//   - Direct mode, 1M orders (another session's benchmarks on the box):
-//     every fact in chDB after 43 s = 80.9k fact rows/s (1.9x); the
-//     transformer, started afterwards, applied the 3.6M snapshot events to
-//     its state in 42 s (86k events/s). See the README for the 10M figure.
+//   - Direct mode, 1M orders, quiet box: every fact in chDB after 40 s =
+//     87.7k fact rows/s (2.1x); the transformer, started afterwards, applied
+//     the 3.6M snapshot events to its state in 29 s (123k events/s).
+//   - Direct mode, 10M orders: 75.9k fact rows/s (461 s, 2.55x); the
+//     transformer's catch-up took 459 s and its state peaked at 15.9 GB
+//     RSS (every order and item is still held once caught up).
 //
 // Still short of the 250k fact rows/s target. On two cores everything runs
 // on the same box: PostgreSQL's COPY (~1.5 µs of CPU per row), the Kafka
