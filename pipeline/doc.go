@@ -66,6 +66,15 @@
 // (transformer, inserts, merges; was 47). Freshness at 5,000 changes/s:
 // p50 0.18 s, p99 0.32 s. See README.md (Performance).
 //
+// Records with the header orderflow_loaded (HeaderLoaded) come from
+// `orderflow backfill --direct`, which wrote their ClickHouse rows itself
+// with Snapshot (this package's derivation, minus change_log rows): the
+// group path applies such an order to its state only, as if it had derived
+// its rows (no repair re-derives them), and skips such records of the other
+// tables without decoding them (the side reader still puts them in the join
+// state). pipeline/replay, rebuilding tables from the log, ignores the
+// header.
+//
 // An item changed in a transaction that leaves the order row alone
 // re-derives the fact at the item's LSN once the order's partition has been
 // consumed up to the orders last stable offset listed after the item was
