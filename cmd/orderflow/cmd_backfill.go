@@ -29,7 +29,8 @@ func init() {
 			l.Bool(&o.NoCreateSlot, "no-create-slot", false, "when capture's slot (-pg-slot) does not exist, use a temporary slot for the snapshot instead of creating it")
 			l.Bool(&o.Restart, "restart", false, "abandon an unfinished run and start a new one (default: resume it)")
 			l.Duration(&o.ProgressInterval, "progress-interval", 2*time.Second, "how often to print per-table progress on stderr")
-			var direct bool
+			var direct, migrate bool
+			l.Bool(&migrate, "migrate", false, "with -direct: apply pending ClickHouse migrations first")
 			l.Bool(&direct, "direct", false, "derive the snapshot's ClickHouse rows (raw mirror, dimensions, facts) in this process and write them to the -clickhouse-* database, "+
 				"instead of leaving them to the transformer (which then applies the snapshot events to its state only); with the embedded engine, stop the transformer first")
 			return func(ctx context.Context, _ *errgroup.Group, e *Env, args []string) error {
@@ -63,7 +64,14 @@ func init() {
 						return fmt.Errorf("backfill -direct: open ClickHouse%s: %w", hint, err)
 					}
 					defer eng.Close()
+					if migrate {
+						if _, err := migrateClickHouse(ctx, e, eng); err != nil {
+							return err
+						}
+					}
 					o.Sink = eng
+				} else if migrate {
+					return usageErrorf("-migrate goes with -direct (without it the transformer writes ClickHouse: use its -migrate)")
 				}
 				res, err := backfill.Run(ctx, o, e.Log)
 				if err != nil {

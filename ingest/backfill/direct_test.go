@@ -161,11 +161,9 @@ func TestDirectBackfillKillResume(t *testing.T) {
 	common := []string{"-pg-url", e.pgURL, "-pg-slot", e.slot, "-pg-publication", e.pub,
 		"-kafka-brokers", strings.Join(e.brokers, ","), "-kafka-topic-prefix", e.prefix,
 		"-chdb-lib", testenv.ChdbLib(t), "-chdb-path", dir}
-	if out, err := exec.Command(bin, "migrate", "-postgres=false", "-clickhouse", "-chdb-lib", testenv.ChdbLib(t), "-chdb-path", dir).CombinedOutput(); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
-	}
 	stop := e.writer(21)
-	args := append([]string{"backfill", "-direct", "-workers", "2", "-chunk-rows", "50", "-progress-interval", "250ms", "-log-level", "debug"}, common...)
+	// -migrate: the first attempt creates the ClickHouse schema
+	args := append([]string{"backfill", "-direct", "-migrate", "-workers", "2", "-chunk-rows", "50", "-progress-interval", "250ms", "-log-level", "debug"}, common...)
 	for attempt := 1; attempt <= 3; attempt++ {
 		log, killed := runAndKill(t, bin, args, 8)
 		if !killed {
