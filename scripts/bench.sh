@@ -7,7 +7,9 @@
 # changes), BENCH_PHASE (per rate), BENCH_DRAIN (changes).
 # BENCH_BATCH=1 also runs the batch benchmarks first and merges their figures:
 # each report's latency on 10M orders (queries, ~10 min) and backfill fact
-# rows/s at BENCH_BACKFILL_ORDERS orders (ingest/backfill, ~10 min at 1M).
+# rows/s at BENCH_BACKFILL_ORDERS orders (ingest/backfill, ~4 min at 1M), in
+# direct mode (--direct) unless BENCH_BACKFILL_DIRECT=0 (through Kafka and
+# the transformer, ~5 min at 1M).
 source "$(dirname "$0")/env.sh"
 "$ROOT/scripts/up.sh"
 cd "$ROOT"
@@ -18,8 +20,8 @@ if [[ ${BENCH_BATCH:-0} == 1 ]]; then
   say "report latency on 10M orders (go test -bench BenchmarkReports ./queries)"
   go test -run '^$' -bench BenchmarkReports -benchtime 3x -timeout 60m ./queries | tee "$STACK/bench/reports.txt"
   extra+=("$STACK/bench/reports.txt")
-  say "backfill of ${BENCH_BACKFILL_ORDERS:-1000000} orders (go test -bench BenchmarkBackfill ./ingest/backfill)"
-  ORDERFLOW_BENCH_ORDERS=${BENCH_BACKFILL_ORDERS:-1000000} go test -run '^$' -bench BenchmarkBackfill -benchtime 1x -timeout 60m ./ingest/backfill \
+  say "backfill of ${BENCH_BACKFILL_ORDERS:-1000000} orders, direct=${BENCH_BACKFILL_DIRECT:-1} (go test -bench BenchmarkBackfill ./ingest/backfill)"
+  ORDERFLOW_BENCH_DIRECT=${BENCH_BACKFILL_DIRECT:-1} ORDERFLOW_BENCH_ORDERS=${BENCH_BACKFILL_ORDERS:-1000000} go test -run '^$' -bench BenchmarkBackfill -benchtime 1x -timeout 60m ./ingest/backfill \
     | tee "$STACK/bench/backfill.txt"
   extra+=("$STACK/bench/backfill.txt")
 fi
