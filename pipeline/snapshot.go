@@ -92,6 +92,17 @@ func (s *Snapshot) Dimension(b *Batch, table string, key, image []byte) error {
 	return nil
 }
 
+// NewSnapshotBatch returns a batch for Snapshot's rows: the rows of one
+// snapshot chunk have distinct keys (one row per primary key, one fact per
+// order, one line per item), so it keeps no coalescing index.
+func NewSnapshotBatch() *Batch {
+	b := NewBatch()
+	for _, t := range b.bufs {
+		t.idx = nil
+	}
+	return b
+}
+
 // Row is one snapshot row: its record key and its JSON image.
 type Row struct{ Key, Image []byte }
 

@@ -94,7 +94,7 @@ func TestSnapshotRowsEqualTransformer(t *testing.T) {
 	_, want := transformerBatch(t, dims, items, orders)
 
 	snap := NewSnapshot(snapLSN, snapMs)
-	got := NewBatch()
+	got := NewSnapshotBatch()
 	for _, r := range dims {
 		if err := snap.Dimension(got, r.table, r.key, r.image); err != nil {
 			t.Fatal(err)

@@ -110,7 +110,7 @@ type worker struct {
 	enc     map[string]*rowEncoder
 	at      time.Time
 	version uint64
-	batch   *pipeline.Batch // direct mode: the chunk's ClickHouse rows
+	batch   *pipeline.Batch // direct mode: the chunk's ClickHouse rows (one batch per chunk)
 
 	mu      sync.Mutex
 	prodErr error
@@ -119,7 +119,7 @@ type worker struct {
 func (b *backfill) newWorker(ctx context.Context, id int, snapName string, version uint64, at time.Time) (*worker, error) {
 	w := &worker{b: b, id: id, version: version, at: at, enc: map[string]*rowEncoder{}}
 	if b.snap != nil {
-		w.batch = pipeline.NewBatch()
+		w.batch = pipeline.NewSnapshotBatch()
 	}
 	var err error
 	if w.conn, err = connect(ctx, b.o.Postgres.URL, false); err != nil {
