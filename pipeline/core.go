@@ -499,12 +499,15 @@ func (s *State) applyGroup(b *Batch, r Rec, emit, loaded bool) error {
 
 // noteDerived records what deriveOrderAt(st, ver) would have used (item
 // count, customer version) without deriving: the rows exist already.
-func (s *State) noteDerived(st *orderState, ver uint64) {
+// It returns that customer row (zero when unknown).
+func (s *State) noteDerived(st *orderState, ver uint64) Customer {
 	st.derivedN = s.items.countAsOf(st.ID, ver)
 	st.CustVer = 0
-	if cust, ok := s.customers.lookup(st.CustomerID, st.PlacedLSN, st.PlacedAt); ok {
+	cust, ok := s.customers.lookup(st.CustomerID, st.PlacedLSN, st.PlacedAt)
+	if ok {
 		st.CustVer = cust.LSN
 	}
+	return cust.Row
 }
 
 // deriveOrder adds the customer_orders fact and the order_lines of an order
@@ -515,7 +518,7 @@ func (s *State) deriveOrder(b *Batch, st *orderState) { s.deriveOrderAt(b, st, s
 
 // deriveOrderAt derives the order's rows at version ver >= st.LSN.
 func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
-	st.derivedN = s.items.countAsOf(st.ID, ver)
+	c := s.noteDerived(st, ver)
 	if m := s.items.maxLSN(st.ID); m > ver {
 		s.itemOnly[st.ID] = max(s.itemOnly[st.ID], m)
 	} else if ver >= s.itemOnly[st.ID] {
@@ -525,12 +528,6 @@ func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 	if st.Deleted {
 		dl = 1
 	}
-	cust, ok := s.customers.lookup(st.CustomerID, st.PlacedLSN, st.PlacedAt)
-	st.CustVer = 0
-	if ok {
-		st.CustVer = cust.LSN
-	}
-	c := cust.Row
 	campCode := ""
 	if st.CampaignID.Valid {
 		if camp, ok := s.campaigns.lookup(st.CampaignID.V, st.PlacedLSN, st.PlacedAt); ok {

@@ -48,9 +48,7 @@ func TestBackfillWhileWriting(t *testing.T) {
 	e.oneSnapshotEventPerRow()
 	// Changes after the backfill still produce exact facts (the transformer
 	// holds the snapshot rows in its state).
-	stop = e.writer(2)
-	time.Sleep(time.Second)
-	stop()
+	e.writeAWhile(2)
 	e.waitExact(60 * time.Second)
 }
 

@@ -84,9 +84,7 @@ func TestDirectBackfillWhileWriting(t *testing.T) {
 	}
 	// changes of pre-snapshot orders after the backfill: the transformer
 	// derives them from the state it loaded from the snapshot events
-	stop = e.writer(12)
-	time.Sleep(time.Second)
-	stop()
+	e.writeAWhile(12)
 	e.waitExact(60 * time.Second)
 }
 
@@ -229,9 +227,7 @@ func freeAddr(t *testing.T) string {
 // while it is not answering yet).
 func sqlFacts(t *testing.T, base string) []string {
 	t.Helper()
-	q := `SELECT order_id, customer_id, status, toInt64(total * 100), customer_name, customer_email, item_count, units
-FROM customer_orders FINAL WHERE _is_deleted = 0 ORDER BY order_id`
-	resp, err := http.Post(base+"/v1/sql?format=csv", "text/plain", strings.NewReader(q))
+	resp, err := http.Post(base+"/v1/sql?format=csv", "text/plain", strings.NewReader(chFactsQuery))
 	if err != nil {
 		return nil
 	}

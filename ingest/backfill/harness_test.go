@@ -371,12 +371,14 @@ GROUP BY o.id, c.id ORDER BY o.id`)
 	return out
 }
 
+// chFactsQuery is pgFacts' shape over customer_orders FINAL.
+const chFactsQuery = `SELECT order_id, customer_id, status, toInt64(total * 100), customer_name, customer_email, item_count, units
+FROM customer_orders FINAL WHERE _is_deleted = 0 ORDER BY order_id`
+
 // chFacts is the same from customer_orders FINAL.
 func (e *env) chFacts() []string {
 	e.t.Helper()
-	res, err := e.eng.Query(context.Background(), `
-SELECT order_id, customer_id, status, toInt64(total * 100), customer_name, customer_email, item_count, units
-FROM customer_orders FINAL WHERE _is_deleted = 0 ORDER BY order_id`, nil)
+	res, err := e.eng.Query(context.Background(), chFactsQuery, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -416,6 +418,14 @@ func (e *env) counts() (pg, ch string) {
 	}
 	r := res.Rows[0]
 	return fmt.Sprintf("%d/%d/%d/%d", c, o, i, i), fmt.Sprintf("%v/%v/%v/%v", r[0], r[1], r[2], r[3])
+}
+
+// writeAWhile runs a writer (seed) for a second: changes streamed on top of
+// what is loaded.
+func (e *env) writeAWhile(seed uint64) {
+	stop := e.writer(seed)
+	time.Sleep(time.Second)
+	stop()
 }
 
 // waitExact waits until ClickHouse equals PostgreSQL per order and in the
