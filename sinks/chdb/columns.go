@@ -55,11 +55,13 @@ func (e *Engine) InsertColumns(ctx context.Context, table string, columns []stri
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", table, err)
 	}
-	raw, err := encodeColumns(make([]byte, 0, n*len(columns)*8), types, columns, data, n)
+	raw, err := encodeColumns(e.getBuf(n*len(columns)*8), types, columns, data, n)
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", table, err)
 	}
-	return e.insertBlock(ctx, table, qt, columns, raw, n)
+	err = e.insertBlock(ctx, table, qt, columns, raw, n)
+	e.putBuf(raw)
+	return err
 }
 
 // columnLen is the number of values in a column's slice.

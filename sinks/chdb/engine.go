@@ -48,6 +48,39 @@ type Engine struct {
 
 	typesMu sync.Mutex
 	types   map[string]map[string]*chType // qualified table -> column -> type
+
+	// bufs holds encode buffers of finished InsertColumns calls for the
+	// next ones (a batch's block is written to its spool file, then the
+	// buffer is free): no block-sized allocation, and no regrowth, per insert.
+	bufs chan []byte
+}
+
+// Encode buffers kept for reuse: at most maxSpareBufs, each at most
+// maxSpareBuf bytes (a larger one is left to the GC).
+const (
+	maxSpareBufs = 2
+	maxSpareBuf  = 64 << 20
+)
+
+// getBuf returns an empty buffer, reused when one is spare.
+func (e *Engine) getBuf(size int) []byte {
+	select {
+	case b := <-e.bufs:
+		return b[:0]
+	default:
+		return make([]byte, 0, size)
+	}
+}
+
+// putBuf keeps b for a later getBuf (b must no longer be used).
+func (e *Engine) putBuf(b []byte) {
+	if cap(b) > maxSpareBuf {
+		return
+	}
+	select {
+	case e.bufs <- b:
+	default:
+	}
 }
 
 // process is the one chDB engine of this process: libchdb boots a single
@@ -95,7 +128,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{lib: l, path: path, db: opts.Database, log: opts.Log.With("stage", "sink", "engine", "chdb", "database", opts.Database),
-		backoff: opts.Backoff, types: map[string]map[string]*chType{}}
+		backoff: opts.Backoff, types: map[string]map[string]*chType{}, bufs: make(chan []byte, maxSpareBufs)}
 	e.spool = filepath.Join(path, "orderflow_spool")
 	if err := os.MkdirAll(e.spool, 0o700); err != nil {
 		return nil, fmt.Errorf("open chdb: spool directory: %w", err)
