@@ -109,6 +109,13 @@ type Transformer struct {
 	ordersLSO  map[int32]int64 // orders partitions' last stable offsets, listed at the last barrier
 	itemTarget map[int64]int64 // order id -> orders-partition offset to reach before its item change is derived
 	inflight   *inflight
+	// broken is the first failed write (or the fatal error Run ends with):
+	// from then on nothing is written or committed by this process. A later
+	// batch's offsets lie past the failed batch's events, so committing
+	// them (say in the flush on leaving the group, the sink back by then)
+	// would skip those events for good; the restart redoes them from the
+	// last commit instead.
+	broken error
 
 	// reused buffers of the records of one poll and their decoded envelopes
 	groupRecs, sideRecs []*kgo.Record
@@ -264,9 +271,15 @@ func (t *Transformer) shutdown(cause error) error {
 		if err := t.flushLocked(ctx); err != nil {
 			t.log.Error("final flush", "err", err)
 		}
-	} else if t.inflight != nil {
-		<-t.inflight.done
-		t.inflight = nil
+	} else {
+		if t.inflight != nil {
+			<-t.inflight.done
+			t.inflight = nil
+		}
+		// Close leaves the group, which calls onRevoked: no flush there.
+		if t.broken == nil {
+			t.broken = cause
+		}
 	}
 	return cause
 }
@@ -596,8 +609,14 @@ func (t *Transformer) flushLocked(ctx context.Context) error {
 	if err := t.waitInflight(); err != nil {
 		return err
 	}
+	if t.broken != nil {
+		return fmt.Errorf("transform: not flushing after an earlier failure: %w", t.broken)
+	}
 	b, offs := t.takeBatch()
 	err := t.writeAndCommit(ctx, b, offs)
+	if err != nil {
+		t.broken = err
+	}
 	t.spare <- b
 	return err
 }
@@ -609,6 +628,9 @@ func (t *Transformer) flushLocked(ctx context.Context) error {
 func (t *Transformer) startFlush(ctx context.Context) error {
 	if err := t.waitInflight(); err != nil {
 		return err
+	}
+	if t.broken != nil {
+		return t.broken
 	}
 	b, offs := t.takeBatch()
 	f := &inflight{done: make(chan struct{})}
@@ -636,6 +658,9 @@ func (t *Transformer) pollInflight() error {
 		select {
 		case <-f.done:
 			t.inflight = nil
+			if f.err != nil && t.broken == nil {
+				t.broken = f.err
+			}
 			return f.err
 		default:
 		}
@@ -650,6 +675,9 @@ func (t *Transformer) waitInflight() error {
 	}
 	<-f.done
 	t.inflight = nil
+	if f.err != nil && t.broken == nil {
+		t.broken = f.err
+	}
 	return f.err
 }
 
