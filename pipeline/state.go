@@ -126,7 +126,12 @@ func (s *items) put(v version[Item]) {
 			return
 		}
 	}
-	s.byOrder[v.Row.OrderID] = append(vs, v)
+	// exactly one more slot: an order has a few item versions, kept for
+	// its lifetime, and append's doubling would leave up to half unused
+	nv := make([]version[Item], len(vs)+1)
+	copy(nv, vs)
+	nv[len(vs)] = v
+	s.byOrder[v.Row.OrderID] = nv
 }
 
 // latestBefore returns the newest version of item id with LSN < lsn (or the
