@@ -44,3 +44,71 @@ func BenchmarkStateMemory(b *testing.B) {
 }
 
 func jsonInt(v int64) any { return json.Number(strconv.FormatInt(v, 10)) }
+
+// BenchmarkOrderStateMemory applies ORDERFLOW_BENCH_ORDERS orders (default
+// 200,000; three items and two status changes each, over 1,000 customers
+// and 100 products) through the side and group paths and reports the live
+// heap per order: the order state a transformer keeps for the orders
+// partitions it owns (orders, every item version, their indexes), plus the
+// reset batch's buffers.
+//
+//	go test -run '^$' -bench OrderStateMemory -benchtime 1x ./pipeline/
+func BenchmarkOrderStateMemory(b *testing.B) {
+	n := envInt("ORDERFLOW_BENCH_ORDERS", 200_000)
+	for it := 0; it < b.N; it++ {
+		s := NewState()
+		bt := NewBatch()
+		var lsn uint64
+		for i := int64(1); i <= 1000; i++ {
+			lsn++
+			ev, _, _, _ := decodeEvent(benchValue("of", TCustomers, "c", lsn, 1, customer(i, "gold", "europe")))
+			_ = s.ApplySide(TCustomers, ev)
+		}
+		for i := int64(1); i <= 100; i++ {
+			lsn++
+			ev, _, _, _ := decodeEvent(benchValue("of", TProducts, "c", lsn, 1, product(i, "P")))
+			_ = s.ApplySide(TProducts, ev)
+		}
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		apply := func(table string, v []byte) {
+			ev, rb, ra, err := decodeEventLazy(v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if table != TOrders {
+				ev2, rb2, ra2, _ := decodeEventLazy(v) // the side reader's own decode
+				if err := s.applySide(table, ev2, rb2, ra2); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.ApplyGroup(bt, Rec{Table: table, Event: ev, rawBefore: rb, rawAfter: ra}); err != nil {
+				b.Fatal(err)
+			}
+			if bt.Rows() > 50000 {
+				bt.Reset()
+			}
+		}
+		for i := int64(1); i <= int64(n); i++ {
+			lsn++
+			apply(TOrders, benchValue("of", TOrders, "c", lsn, 1, order(i, 1+i%1000, "placed")))
+			apply(TOrderItems, benchValue("of", TOrderItems, "c", lsn, 1, item(3*i, i, 1+i%100, 1, "10.00")))
+			apply(TOrderItems, benchValue("of", TOrderItems, "c", lsn, 1, item(3*i+1, i, 1+(i+7)%100, 2, "10.00")))
+			apply(TOrderItems, benchValue("of", TOrderItems, "c", lsn, 1, item(3*i+2, i, 1+(i+9)%100, 2, "10.00")))
+			lsn++
+			apply(TOrders, benchValue("of", TOrders, "u", lsn, 1, order(i, 1+i%1000, "paid")))
+			lsn++
+			apply(TOrders, benchValue("of", TOrders, "u", lsn, 1, order(i, 1+i%1000, "shipped")))
+		}
+		bt.Reset()
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		live := float64(after.HeapAlloc - before.HeapAlloc)
+		b.ReportMetric(live/(1<<20), "MiB")
+		b.ReportMetric(live/float64(n), "B/order")
+		runtime.KeepAlive(s)
+		runtime.KeepAlive(bt)
+	}
+}
