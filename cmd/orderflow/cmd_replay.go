@@ -27,6 +27,7 @@ func init() {
 			l.String(&o.Schema, "schema", "public", "captured PostgreSQL schema (topics are <prefix>.<schema>.<table>)")
 			l.Int(&o.BatchRows, "batch-rows", 200_000, "rows per insert")
 			l.Duration(&o.ProgressInterval, "progress-interval", 2*time.Second, "how often to print progress on stderr")
+			l.Bool(&o.AllowTruncatedLog, "allow-truncated-log", false, "rebuild even when retention deleted a topic's first events (after a backfill has republished every current row)")
 			return func(ctx context.Context, _ *errgroup.Group, e *Env, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("replay takes no arguments, got %q", strings.Join(args, " "))

@@ -156,6 +156,8 @@
 // as-of joins then use the oldest version still held), or retained long
 // enough to cover everything to rebuild (retention.ms=-1 for exact history);
 // the change log and customer_history need the full history, so retain
-// those topics (-1) if they are rebuilt. When a topic has lost data, run a
-// backfill first (it republishes the current state), then replay.
+// those topics (-1) if they are rebuilt. Replay refuses a topic whose log
+// no longer starts at offset 0 (retention or DeleteRecords removed events,
+// whose rows a rebuild would lack) and swaps nothing; run a backfill first
+// (it republishes the current state), then replay with -allow-truncated-log.
 package backfill

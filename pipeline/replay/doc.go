@@ -30,6 +30,12 @@
 // owns, run replay while the transformer process is stopped; with a
 // ClickHouse server both can run together.
 //
+// Truncated log: a captured topic whose log no longer starts at offset 0
+// (retention or DeleteRecords removed events) would leave their rows out of
+// the rebuild; replay then fails before the swap, naming the partition,
+// unless Options.AllowTruncatedLog (-allow-truncated-log) says a backfill
+// has republished the current rows.
+//
 // See ingest/backfill for when to use backfill or replay and the Kafka
 // retention replay needs.
 package replay

@@ -47,6 +47,13 @@ type Options struct {
 	From, To time.Time
 	// BatchRows per insert (default 200,000).
 	BatchRows int
+	// AllowTruncatedLog rebuilds from where each partition starts now even
+	// when Kafka's retention (or DeleteRecords) removed its first records.
+	// Without it such a log is an error: the rebuilt tables would lack the
+	// rows of the removed events. Set it after a backfill, whose snapshot
+	// events republish every current row (history tables such as
+	// change_log and customer_history still lack what was removed).
+	AllowTruncatedLog bool
 	// Progress receives a line every ProgressInterval (default 2s).
 	Progress         io.Writer
 	ProgressInterval time.Duration
@@ -226,6 +233,13 @@ func (r *replayer) consume(ctx context.Context, topics []string) error {
 		}
 		from := r.next[o.Topic][o.Partition]
 		if s, ok := starts.Lookup(o.Topic, o.Partition); ok && s.Err == nil && s.Offset > from {
+			if !r.o.AllowTruncatedLog && missing == nil {
+				missing = fmt.Errorf("replay: %s[%d] starts at offset %d, not %d: its earlier events were deleted (Kafka retention or DeleteRecords), "+
+					"so the rebuilt tables would lack their rows; nothing was swapped. Keep the captured topics' history (retention.ms=-1, or "+
+					"cleanup.policy=compact), or run `orderflow backfill` (it republishes every current row) and then replay with -allow-truncated-log",
+					o.Topic, o.Partition, s.Offset, from)
+				return
+			}
 			from = s.Offset
 		}
 		if from >= o.Offset {
