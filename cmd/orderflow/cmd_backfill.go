@@ -26,6 +26,7 @@ func init() {
 			l.Int64(&chunk, "chunk-rows", 50_000, "primary-key range per chunk (the unit of checkpointing and of a Kafka transaction)")
 			l.String(&o.Schema, "schema", "public", "PostgreSQL schema of the tables")
 			l.Int(&o.Partitions, "partitions", 3, "partitions of table topics created when missing (as capture creates them)")
+			l.Int64(&o.TopicRetentionMs, "topic-retention-ms", -1, "retention.ms of table topics created when missing (-1: keep every event, which the transformer's state and replay rely on)")
 			l.Bool(&o.NoCreateSlot, "no-create-slot", false, "when capture's slot (-pg-slot) does not exist, use a temporary slot for the snapshot instead of creating it")
 			l.Bool(&o.Restart, "restart", false, "abandon an unfinished run and start a new one (default: resume it)")
 			l.Duration(&o.ProgressInterval, "progress-interval", 2*time.Second, "how often to print per-table progress on stderr")

@@ -32,6 +32,7 @@ func init() {
 			l.String(&tables, "capture-tables", "", "comma-separated tables (schema.table or table) for a publication capture creates; empty: every table in schema public")
 			l.Int(&partitions, "capture-partitions", 3, "partitions of each table topic capture creates")
 			l.Int(&rf, "capture-replication-factor", -1, "replication factor of created topics (-1: broker default)")
+			l.Int64(&o.TopicRetentionMs, "capture-topic-retention-ms", -1, "retention.ms of the table topics capture creates (-1: keep every event, which the transformer's state and replay rely on)")
 			l.String(&o.TransactionalID, "capture-transactional-id", "", "Kafka transactional ID (default <prefix>-capture-<slot>); one capture process per ID")
 			l.Duration(&flush, "capture-flush-interval", 250*time.Millisecond, "longest a Kafka transaction stays open while changes arrive")
 			l.Int(&maxEvents, "capture-max-txn-events", 200000, "events after which the Kafka transaction commits at the next PostgreSQL commit")

@@ -51,6 +51,9 @@ type Options struct {
 	// (as capture creates them: default 3 and the broker default).
 	Partitions        int
 	ReplicationFactor int
+	// TopicRetentionMs is retention.ms of table topics created when missing
+	// (as capture creates them: 0 or -1 keeps every event).
+	TopicRetentionMs int64
 	// NoCreateSlot: when capture's slot does not exist, take the snapshot
 	// with a temporary slot instead of creating the permanent one.
 	NoCreateSlot bool
@@ -208,7 +211,8 @@ func (b *backfill) run(ctx context.Context, start time.Time) (Result, error) {
 		return Result{}, err
 	}
 	for _, t := range o.Tables {
-		if err := ensureTopic(ctx, adm, envelope.Topic(o.Kafka.TopicPrefix, o.Schema, t), int32(o.Partitions), int16(o.ReplicationFactor), nil); err != nil {
+		if err := ensureTopic(ctx, adm, envelope.Topic(o.Kafka.TopicPrefix, o.Schema, t), int32(o.Partitions), int16(o.ReplicationFactor),
+			capture.TableTopicConfigs(o.TopicRetentionMs)); err != nil {
 			return Result{}, err
 		}
 	}

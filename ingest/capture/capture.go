@@ -38,6 +38,9 @@ type Options struct {
 	Partitions int
 	// ReplicationFactor of created topics (-1 = broker default).
 	ReplicationFactor int
+	// TopicRetentionMs is retention.ms of each table topic capture creates
+	// (0 or -1: -1, every event kept; see TableTopicConfigs).
+	TopicRetentionMs int64
 	// TransactionalID of the Kafka producer (default "<prefix>-capture-<slot>").
 	TransactionalID string
 	// FlushInterval is the longest a Kafka transaction stays open while
@@ -379,7 +382,7 @@ func (c *Capture) ensureTableTopics(ctx context.Context, conn *pgx.Conn, snk *si
 		return fmt.Errorf("list the tables of publication %s: %w", c.opts.Postgres.Publication, err)
 	}
 	for _, t := range topics {
-		if err := snk.ensureTopic(ctx, t, 0, nil); err != nil {
+		if err := snk.ensureTopic(ctx, t, 0, TableTopicConfigs(c.opts.TopicRetentionMs)); err != nil {
 			return err
 		}
 	}
@@ -867,7 +870,21 @@ func (p *processor) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	if err != nil {
 		return err
 	}
-	return p.snk.ensureTopic(ctx, topic, 0, nil)
+	return p.snk.ensureTopic(ctx, topic, 0, TableTopicConfigs(p.c.opts.TopicRetentionMs))
+}
+
+// TableTopicConfigs is the configuration of a table topic that capture or
+// backfill creates: retention.ms, -1 (keep every event) unless retentionMs
+// is positive. The transformer restores its order and join state from these
+// topics and replay rebuilds tables from them, so a broker's finite default
+// retention would silently take rows away from both after a while. Topics
+// that exist already are left as they are.
+func TableTopicConfigs(retentionMs int64) map[string]*string {
+	if retentionMs <= 0 {
+		retentionMs = -1
+	}
+	v := strconv.FormatInt(retentionMs, 10)
+	return map[string]*string{"retention.ms": &v}
 }
 
 func (p *processor) change(ctx context.Context) error {

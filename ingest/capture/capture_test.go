@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/orderflow/orderflow/ingest/pgschema"
 	"github.com/orderflow/orderflow/internal/envelope"
@@ -112,6 +115,7 @@ func TestCaptureCommandSchema(t *testing.T) {
 		execTx(t, tx, "DELETE FROM campaigns WHERE id = $1", campID)
 	})
 	e.waitFlushed(30 * time.Second)
+	checkTopicRetention(t, e.brokers, e.topic("orders"), e.topic("customers"))
 
 	topics := make([]string, len(shopTables))
 	for i, tb := range shopTables {
@@ -518,5 +522,40 @@ func TestCaptureStreamedSavepointsAndAbort(t *testing.T) {
 	}
 	if n := counterValue(t, reg, "orderflow_capture_stream_chunks_total", nil); n < 2 {
 		t.Fatalf("stream_chunks_total = %v: PostgreSQL did not stream", n)
+	}
+}
+
+// checkTopicRetention: the table topics capture created keep every event
+// (retention.ms=-1 set on the topic itself, not inherited from the broker):
+// the transformer's state and replay read them from the start.
+func checkTopicRetention(t *testing.T, brokers []string, topics ...string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(context.Background(), topics...)
+	if err != nil {
+		t.Fatalf("describe topic configs: %v", err)
+	}
+	for _, topic := range topics {
+		rc, err := rcs.On(topic, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", topic, err)
+		}
+		found := false
+		for _, c := range rc.Configs {
+			if c.Key != "retention.ms" {
+				continue
+			}
+			found = true
+			if c.Value == nil || *c.Value != "-1" || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
+				t.Errorf("%s: retention.ms = %v (source %v), want -1 set on the topic", topic, c.MaybeValue(), c.Source)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no retention.ms in its configuration", topic)
+		}
 	}
 }
