@@ -1,13 +1,20 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/internal/envelope"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
@@ -70,4 +77,74 @@ func TestFailedFlushCommitsNothingLater(t *testing.T) {
 	if got := fmt.Sprint(query(t, e, "SELECT count(), sum(item_count) FROM customer_orders FINAL")); got != "[[60 60]]" {
 		t.Errorf("customer_orders FINAL: count and items %s, want [[60 60]]", got)
 	}
+}
+
+// TestWarnsTruncatedTopic: a captured topic whose first events were deleted
+// (retention, DeleteRecords) leaves the rebuilt state without their rows; the
+// transformer says so at start, naming the partition.
+func TestWarnsTruncatedTopic(t *testing.T) {
+	s := newStream(t, 1)
+	e := openDB(t)
+	s.tx(ins(TCustomers, customer(1, "silver", "europe")), ins(TProducts, product(101, "P1")))
+	for i := int64(1); i <= 10; i++ {
+		s.tx(ins(TOrders, order(i, 1, "placed")), ins(TOrderItems, item(10*i, i, 101, 1, "10.00")))
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	orders := envelope.Topic(s.prefix, "public", TOrders)
+	var del kadm.Offsets
+	del.Add(kadm.Offset{Topic: orders, Partition: 0, At: 5})
+	resp, err := kadm.NewClient(cl).DeleteRecords(context.Background(), del)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("delete records: %v", err)
+	}
+	var logs syncBuffer
+	tr, err := New(Config{Brokers: s.brokers, TopicPrefix: s.prefix, Group: testenv.Name("g"), MaxAge: 20 * time.Millisecond}, e, nil,
+		slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	select {
+	case <-tr.Ready():
+	case err := <-done:
+		t.Fatalf("transformer ended: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("transformer not ready")
+	}
+	cancel()
+	<-done
+	want := fmt.Sprintf("topic=%s partition=0 start_offset=5", orders)
+	if !strings.Contains(logs.String(), "no longer starts at offset 0") || !strings.Contains(logs.String(), want) {
+		t.Errorf("log has no warning with %q:\n%s", want, logs.String())
+	}
+	if strings.Contains(logs.String(), envelope.Topic(s.prefix, "public", TCustomers)) {
+		t.Errorf("warning for an untouched topic:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -172,6 +172,7 @@ func (t *Transformer) Run(ctx context.Context) error {
 	if err := t.waitTopics(ctx); err != nil {
 		return err
 	}
+	t.warnTruncated(ctx)
 
 	// Dimension topics: every instance reads every partition from the start
 	// (state restore), read_committed, keeping control records so that the
@@ -330,6 +331,27 @@ func (t *Transformer) waitTopics(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// warnTruncated logs every captured topic partition whose log no longer
+// starts at offset 0: retention or DeleteRecords removed events, so the state
+// rebuilt from the topic lacks their rows (compaction keeps the start at 0).
+// A later change of such a row is then derived without its earlier state (an
+// order without its items, say) until a backfill republishes the current
+// rows.
+func (t *Transformer) warnTruncated(ctx context.Context) {
+	starts, err := t.adm.ListStartOffsets(ctx, t.all...)
+	if err != nil {
+		t.log.Warn("list start offsets of the captured topics", "err", err)
+		return
+	}
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Offset > 0 {
+			t.log.Warn("captured topic partition no longer starts at offset 0: its earlier events were deleted (retention or DeleteRecords), "+
+				"so the state rebuilt from it lacks their rows; run `orderflow backfill` to republish the current rows, and keep the topics' history (retention.ms=-1)",
+				"topic", o.Topic, "partition", o.Partition, "start_offset", o.Offset)
+		}
+	})
 }
 
 // catchUp is the as-of barrier: it reads the dimension topics up to their
