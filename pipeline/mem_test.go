@@ -33,14 +33,20 @@ func BenchmarkStateMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		runtime.GC()
-		var after runtime.MemStats
-		runtime.ReadMemStats(&after)
-		live := float64(after.HeapAlloc - before.HeapAlloc)
-		b.ReportMetric(live/(1<<20), "MiB")
-		b.ReportMetric(live/float64(n), "B/customer")
+		reportLiveHeap(b, before, n, "B/customer")
 		runtime.KeepAlive(s)
 	}
+}
+
+// reportLiveHeap reports the heap live after a collection, less before's,
+// in MiB and per item (unit).
+func reportLiveHeap(b *testing.B, before runtime.MemStats, n int, unit string) {
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	live := float64(after.HeapAlloc - before.HeapAlloc)
+	b.ReportMetric(live/(1<<20), "MiB")
+	b.ReportMetric(live/float64(n), unit)
 }
 
 func jsonInt(v int64) any { return json.Number(strconv.FormatInt(v, 10)) }
@@ -102,12 +108,7 @@ func BenchmarkOrderStateMemory(b *testing.B) {
 			apply(TOrders, benchValue("of", TOrders, "u", lsn, 1, order(i, 1+i%1000, "shipped")))
 		}
 		bt.Reset()
-		runtime.GC()
-		var after runtime.MemStats
-		runtime.ReadMemStats(&after)
-		live := float64(after.HeapAlloc - before.HeapAlloc)
-		b.ReportMetric(live/(1<<20), "MiB")
-		b.ReportMetric(live/float64(n), "B/order")
+		reportLiveHeap(b, before, n, "B/order")
 		runtime.KeepAlive(s)
 		runtime.KeepAlive(bt)
 	}

@@ -224,6 +224,21 @@ func (e *env) fingerprint() map[string]string {
 	return out
 }
 
+// sameTables checks every table's fingerprint against before and that no
+// shadow table is left.
+func (e *env) sameTables(before map[string]string, when string) {
+	e.t.Helper()
+	after := e.fingerprint()
+	for _, tb := range Outputs {
+		if before[tb] != after[tb] {
+			e.t.Errorf("%s %s: before %s, after %s", tb, when, before[tb], after[tb])
+		}
+	}
+	if got := e.query("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE '%__shadow'"); got != "[[0]]" {
+		e.t.Errorf("shadow tables left %s: %s", when, got)
+	}
+}
+
 func (e *env) waitFacts(n int) {
 	e.t.Helper()
 	want := fmt.Sprintf("[[%d]]", n)
@@ -307,15 +322,7 @@ func TestReplayWhileReporting(t *testing.T) {
 	if _, err := Run(context.Background(), e.eng, Options{Brokers: e.brokers, TopicPrefix: e.prefix}, nil); err != nil {
 		t.Fatal(err)
 	}
-	after := e.fingerprint()
-	for _, tb := range Outputs {
-		if before[tb] != after[tb] {
-			t.Errorf("%s: before %s, after %s", tb, before[tb], after[tb])
-		}
-	}
-	if got := e.query("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE '%__shadow'"); got != "[[0]]" {
-		t.Errorf("shadow tables left: %s", got)
-	}
+	e.sameTables(before, "after the rebuild")
 }
 
 // TestReplayDateRange corrupts the facts of one month, re-derives that month
@@ -394,15 +401,7 @@ func TestReplayRefusesTruncatedLog(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("replay of a truncated log: %v, want an error containing %q", err, want)
 	}
-	after := e.fingerprint()
-	for _, tb := range Outputs {
-		if before[tb] != after[tb] {
-			t.Errorf("%s changed by the refused replay: before %s, after %s", tb, before[tb], after[tb])
-		}
-	}
-	if got := e.query("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE '%__shadow'"); got != "[[0]]" {
-		t.Errorf("shadow tables left: %s", got)
-	}
+	e.sameTables(before, "after the refused replay")
 
 	// Allowed: the rebuild has no rows for the deleted order events (this
 	// test ran no backfill to republish them), which is what the error
