@@ -42,6 +42,10 @@
 // -age (default 200 ms); the consumer's buffers are bounded and a flush blocks
 // consumption (backpressure). Offsets are committed only after every table of
 // the batch is written; a revoked partition is flushed and committed first.
+// A write that fails past its retries ends the process's writing for good:
+// no later batch is written or committed (not even the one flushed when the
+// group is left), since its offsets would cover the failed batch's events;
+// the restarted transformer redoes them from the last commit.
 // A poison event goes to <prefix>.dlq (headers: reason, error, source
 // topic/partition/offset) before its offset is committed; the stream goes on.
 //
