@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/internal/config"
@@ -386,7 +387,42 @@ func (c *Capture) ensureTableTopics(ctx context.Context, conn *pgx.Conn, snk *si
 			return err
 		}
 	}
+	c.warnRetention(ctx, snk.adm, topics)
 	return nil
+}
+
+// warnRetention logs every table topic whose events expire: retention.ms
+// not -1 and no compaction (a topic created before capture set -1, or by
+// hand). The transformer's restart and replay then lose the rows of expired
+// events.
+func (c *Capture) warnRetention(ctx context.Context, adm *kadm.Client, topics []string) {
+	if len(topics) == 0 {
+		return
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
+	if err != nil {
+		c.log.Warn("describe the table topics' configuration", "err", err)
+		return
+	}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			continue
+		}
+		var retention, policy string
+		for _, cf := range rc.Configs {
+			switch cf.Key {
+			case "retention.ms":
+				retention = cf.MaybeValue()
+			case "cleanup.policy":
+				policy = cf.MaybeValue()
+			}
+		}
+		if retention != "" && retention != "-1" && !strings.Contains(policy, "compact") {
+			c.log.Warn("table topic deletes its events after retention.ms: once they are gone the transformer's restart and `orderflow replay` lack their rows; "+
+				"set retention.ms=-1 on it (kafka-configs --alter --add-config retention.ms=-1) or compact it",
+				"topic", rc.Name, "retention_ms", retention, "cleanup_policy", policy)
+		}
+	}
 }
 
 // PublicationSQL is the CREATE PUBLICATION statement for tables (empty: all

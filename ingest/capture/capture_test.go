@@ -74,7 +74,21 @@ func TestCaptureCommandSchema(t *testing.T) {
 	if _, err := pgschema.Migrate(ctx, e.admin); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
+	// A table topic that exists with a finite retention (created by hand, or
+	// before capture set -1): capture leaves it and warns.
+	retention := "86400000"
+	cl := e.kafka()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 3, -1, map[string]*string{"retention.ms": &retention}, e.topic("products")); err != nil {
+		t.Fatalf("create %s: %v", e.topic("products"), err)
+	}
+	cl.Close()
 	_, reg := e.start(e.options())
+	if want := fmt.Sprintf("topic=%s retention_ms=86400000", e.topic("products")); !strings.Contains(e.logs.String(), want) {
+		t.Errorf("capture did not warn about %s's retention (want %q in its log)", e.topic("products"), want)
+	}
+	if strings.Contains(e.logs.String(), "topic="+e.topic("orders")+" retention_ms") {
+		t.Errorf("capture warned about %s, which it created with retention.ms=-1", e.topic("orders"))
+	}
 
 	ts := "2026-03-01 10:00:00.123456+00"
 	var custID, prodID, campID, orderID, item1, item2 int64

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -37,6 +38,7 @@ type itEnv struct {
 	slot    string
 	pub     string
 	admin   *pgx.Conn
+	logs    logBuffer // what capture logged
 }
 
 func newITEnv(t *testing.T) *itEnv {
@@ -81,7 +83,7 @@ func (e *itEnv) options() Options {
 func (e *itEnv) start(o Options) (*Capture, *prometheus.Registry) {
 	e.t.Helper()
 	reg := prometheus.NewRegistry()
-	log := slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(testWriter{e.t, &e.logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	c := New(o, log, NewMetrics(reg))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -108,11 +110,29 @@ func (e *itEnv) start(o Options) (*Capture, *prometheus.Registry) {
 	return c, reg
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter logs to the test and keeps a copy in buf.
+type testWriter struct {
+	t   *testing.T
+	buf *logBuffer
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	w.buf.mu.Lock()
+	defer w.buf.mu.Unlock()
+	return w.buf.b.Write(p)
+}
+
+// logBuffer holds log output written from several goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (e *itEnv) kafka(opts ...kgo.Opt) *kgo.Client {
