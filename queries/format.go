@@ -213,10 +213,12 @@ type JSONColumn struct {
 
 // JSONResult is the JSON output's shape.
 type JSONResult struct {
-	Report  string            `json:"report,omitempty"`
-	Params  map[string]string `json:"params,omitempty"`
-	Columns []JSONColumn      `json:"columns"`
-	Rows    []map[string]any  `json:"rows"`
+	Report string            `json:"report,omitempty"`
+	Params map[string]string `json:"params,omitempty"`
+	// @rollup reports: the months [first, end) read from the monthly rollup
+	RollupMonths []string         `json:"rollup_months,omitempty"`
+	Columns      []JSONColumn     `json:"columns"`
+	Rows         []map[string]any `json:"rows"`
 	// analyst SQL only: the row limit, and whether the result was cut to it
 	MaxRows   int   `json:"max_rows,omitempty"`
 	Truncated *bool `json:"truncated,omitempty"`
@@ -224,7 +226,7 @@ type JSONResult struct {
 
 // ToJSON converts res to its JSON shape.
 func ToJSON(res *Result) JSONResult {
-	out := JSONResult{Report: res.Report, Params: res.Params, Columns: make([]JSONColumn, len(res.Columns)), Rows: make([]map[string]any, len(res.Rows))}
+	out := JSONResult{Report: res.Report, Params: res.Params, RollupMonths: res.RollupMonths, Columns: make([]JSONColumn, len(res.Columns)), Rows: make([]map[string]any, len(res.Rows))}
 	if res.MaxRows > 0 {
 		out.MaxRows, out.Truncated = res.MaxRows, &res.Truncated
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/orderflow/orderflow/internal/testenv"
@@ -59,4 +61,17 @@ func applySchema(t testing.TB, e sinks.Engine) {
 			t.Fatalf("migration %s: %v", n, err)
 		}
 	}
+}
+
+// testLog is a logger writing to t.Log.
+func testLog(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

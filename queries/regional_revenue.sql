@@ -14,23 +14,39 @@
 -- @column gold_orders UInt64 : sales by gold customers
 -- @column platinum_orders UInt64 : sales by platinum customers
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
+-- @rollup customer_months
+-- The full months from {rollup_from} up to {rollup_to} come from the monthly
+-- rollup (the runner passes the months whose rollup is current, see
+-- queries/rollup.go; pass equal dates to read only the facts), the rest of
+-- the period from the facts: one row per sale there, one per customer,
+-- month and place in the rollup, aggregated together so that a customer is
+-- counted once across both.
 SELECT
     customer_region AS region,
     customer_country AS country,
     uniqExact(customer_id) AS customers,
-    count() AS orders,
-    sum(total) AS revenue,
+    sum(sales) AS orders,
+    sum(revenue) AS revenue,
     round(toFloat64(revenue) / orders, 2) AS avg_order_value,
     round(toFloat64(revenue) / sum(toFloat64(revenue)) OVER (), 4) AS revenue_share,
-    countIf(customer_segment = 'bronze') AS bronze_orders,
-    countIf(customer_segment = 'silver') AS silver_orders,
-    countIf(customer_segment = 'gold') AS gold_orders,
-    countIf(customer_segment = 'platinum') AS platinum_orders
-FROM customer_orders FINAL
-WHERE _is_deleted = 0
-  AND status NOT IN ('cancelled', 'refunded')
-  AND placed_at >= toDateTime64({from:Date}, 6, 'UTC')
-  AND placed_at < toDateTime64({to:Date} + 1, 6, 'UTC')
+    sumIf(sales, customer_segment = 'bronze') AS bronze_orders,
+    sumIf(sales, customer_segment = 'silver') AS silver_orders,
+    sumIf(sales, customer_segment = 'gold') AS gold_orders,
+    sumIf(sales, customer_segment = 'platinum') AS platinum_orders
+FROM
+(
+    SELECT customer_region, customer_country, customer_segment, customer_id, toUInt64(sales) AS sales, revenue
+    FROM customer_months
+    WHERE month >= {rollup_from:Date} AND month < {rollup_to:Date}
+    UNION ALL
+    SELECT customer_region, customer_country, customer_segment, customer_id, toUInt64(1) AS sales, total AS revenue
+    FROM customer_orders FINAL
+    WHERE _is_deleted = 0
+      AND status NOT IN ('cancelled', 'refunded')
+      AND placed_at >= toDateTime64({from:Date}, 6, 'UTC')
+      AND placed_at < toDateTime64({to:Date} + 1, 6, 'UTC')
+      AND (placed_at < toDateTime64({rollup_from:Date}, 6, 'UTC') OR placed_at >= toDateTime64({rollup_to:Date}, 6, 'UTC'))
+)
 GROUP BY region, country
 ORDER BY revenue DESC, region, country
 -- every version of an order is in the partition of its placed_at, which never changes: FINAL need not merge across partitions

@@ -22,7 +22,15 @@ type Report struct {
 	Params   []Param  `json:"params"`
 	Columns  []Column `json:"columns"`
 	Sale     string   `json:"sale"`
-	SQL      string   `json:"-"`
+	// Rollup names the monthly rollup ("@rollup customer_months") the
+	// report reads the current full months of its period from (rollup.go);
+	// its SQL uses {rollup_from:Date} and {rollup_to:Date}, which the runner
+	// fills in. RollupAllMonths ("@rollup <name> all-months"): the months
+	// may start before the period, for a report that reads the history
+	// before it too.
+	Rollup          string `json:"-"`
+	RollupAllMonths bool   `json:"-"`
+	SQL             string `json:"-"`
 }
 
 // Param is a typed report parameter. Default is empty when the parameter is
@@ -103,6 +111,9 @@ func parseAll(fsys fs.FS) ([]*Report, error) {
 	return out, nil
 }
 
+// rollupParams are the placeholders the runner fills for @rollup reports.
+var rollupParams = map[string]bool{"rollup_from": true, "rollup_to": true}
+
 var (
 	paramRe       = regexp.MustCompile(`^(\w+)\s+(\w+)\s*(?:=\s*(\S+))?\s*:\s*(.+)$`)
 	columnRe      = regexp.MustCompile(`^(\w+)\s+(\S+)\s*:\s*(.+)$`)
@@ -132,6 +143,12 @@ func parseReport(name, text string) (*Report, error) {
 			r.Question = val
 		case "sale":
 			r.Sale = val
+		case "rollup":
+			name, opt, _ := strings.Cut(val, " ")
+			if rollups[name] == nil || (opt != "" && opt != "all-months") {
+				return nil, fmt.Errorf("bad @rollup line %q (want: customer_months|product_months [all-months])", val)
+			}
+			r.Rollup, r.RollupAllMonths = name, opt != ""
 		case "param":
 			m := paramRe.FindStringSubmatch(val)
 			if m == nil {
@@ -164,6 +181,13 @@ func parseReport(name, text string) (*Report, error) {
 	// parameter is used
 	used := map[string]bool{}
 	for _, m := range placeholderRe.FindAllStringSubmatch(text, -1) {
+		if rollupParams[m[1]] {
+			if r.Rollup == "" || m[2] != "Date" {
+				return nil, fmt.Errorf("placeholder {%s:%s} is the runner's: declare @rollup and use it as Date", m[1], m[2])
+			}
+			used[m[1]] = true
+			continue
+		}
 		p := r.param(m[1])
 		if p == nil {
 			return nil, fmt.Errorf("placeholder {%s:%s} has no @param", m[1], m[2])
@@ -176,6 +200,17 @@ func parseReport(name, text string) (*Report, error) {
 	for _, p := range r.Params {
 		if !used[p.Name] {
 			return nil, fmt.Errorf("parameter %s is not used by the SQL", p.Name)
+		}
+		if rollupParams[p.Name] {
+			return nil, fmt.Errorf("parameter %s: the name is the runner's (@rollup)", p.Name)
+		}
+	}
+	if r.Rollup != "" {
+		if f, t := r.param("from"), r.param("to"); f == nil || t == nil || f.Type != "Date" || t.Type != "Date" {
+			return nil, errors.New("@rollup needs Date parameters from and to")
+		}
+		if !used["rollup_from"] || !used["rollup_to"] {
+			return nil, errors.New("@rollup: the SQL must use {rollup_from:Date} and {rollup_to:Date}")
 		}
 	}
 	return r, nil

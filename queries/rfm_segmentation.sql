@@ -11,18 +11,33 @@
 -- @column revenue Decimal : their revenue in the period
 -- @column avg_recency_days Float64 : their average days since the last sale, 2 decimals
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
+-- @rollup customer_months
+-- The full months from {rollup_from} up to {rollup_to} come from the monthly
+-- rollup (the runner passes the months whose rollup is current, see
+-- queries/rollup.go; pass equal dates to read only the facts), the rest of
+-- the period from the facts: one row per sale there, one per customer,
+-- month and place in the rollup, aggregated per customer together.
 WITH per_customer AS
 (
     SELECT
         customer_id,
-        dateDiff('day', toDate(max(placed_at)), {to:Date}) AS recency_days,
-        count() AS frequency,
-        sum(total) AS monetary
-    FROM customer_orders FINAL
-    WHERE _is_deleted = 0
-      AND status NOT IN ('cancelled', 'refunded')
-      AND placed_at >= toDateTime64({from:Date}, 6, 'UTC')
-      AND placed_at < toDateTime64({to:Date} + 1, 6, 'UTC')
+        dateDiff('day', toDate(max(last_sale_at)), {to:Date}) AS recency_days,
+        sum(sales) AS frequency,
+        sum(revenue) AS monetary
+    FROM
+    (
+        SELECT customer_id, last_sale_at, toUInt64(sales) AS sales, revenue
+        FROM customer_months
+        WHERE month >= {rollup_from:Date} AND month < {rollup_to:Date}
+        UNION ALL
+        SELECT customer_id, placed_at AS last_sale_at, toUInt64(1) AS sales, total AS revenue
+        FROM customer_orders FINAL
+        WHERE _is_deleted = 0
+          AND status NOT IN ('cancelled', 'refunded')
+          AND placed_at >= toDateTime64({from:Date}, 6, 'UTC')
+          AND placed_at < toDateTime64({to:Date} + 1, 6, 'UTC')
+          AND (placed_at < toDateTime64({rollup_from:Date}, 6, 'UTC') OR placed_at >= toDateTime64({rollup_to:Date}, 6, 'UTC'))
+    )
     GROUP BY customer_id
 ),
 scored AS

@@ -23,6 +23,9 @@ type Result struct {
 	// first MaxRows).
 	MaxRows   int
 	Truncated bool
+	// @rollup reports: the months [first, end) read from the monthly rollup
+	// ("YYYY-MM-DD"); equal when every row came from the facts.
+	RollupMonths []string
 }
 
 // Run validates params against the named report, runs it on eng with typed
@@ -46,11 +49,25 @@ func RunAt(ctx context.Context, eng sinks.Engine, name string, params map[string
 	for k, v := range resolved {
 		ps[k] = v
 	}
+	var months []string
+	if r.Rollup != "" {
+		from, err1 := time.Parse(time.DateOnly, resolved["from"])
+		to, err2 := time.Parse(time.DateOnly, resolved["to"])
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("report %s: from %q, to %q: not dates", name, resolved["from"], resolved["to"])
+		}
+		first, end, err := rollups[r.Rollup].months(ctx, eng, from, to, r.RollupAllMonths)
+		if err != nil {
+			return nil, fmt.Errorf("report %s: %w", name, err)
+		}
+		months = []string{first.Format(time.DateOnly), end.Format(time.DateOnly)}
+		ps["rollup_from"], ps["rollup_to"] = months[0], months[1]
+	}
 	res, err := eng.Query(ctx, r.SQL, ps)
 	if err != nil {
 		return nil, fmt.Errorf("report %s: %w", name, err)
 	}
-	return &Result{Report: name, Params: resolved, Columns: res.Columns, Types: res.Types, Rows: res.Rows}, nil
+	return &Result{Report: name, Params: resolved, Columns: res.Columns, Types: res.Types, Rows: res.Rows, RollupMonths: months}, nil
 }
 
 // DefaultMaxSQLRows is the most rows analyst SQL returns unless told

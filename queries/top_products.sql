@@ -13,18 +13,33 @@
 -- @column units Int64 : units sold
 -- @column revenue Decimal : sum of the product's line totals (quantity x unit price - line discount) in sales
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
+-- @rollup product_months
+-- The full months from {rollup_from} up to {rollup_to} come from the monthly
+-- rollup (the runner passes the months whose rollup is current, see
+-- queries/rollup.go; pass equal dates to read only the facts), the rest of
+-- the period from the order lines. Every count and sum here adds up across
+-- months (an order is in one month), so the two sides just add.
 WITH per_product AS
 (
     SELECT
         product_id,
-        toUInt64(sum(product_first)) AS orders,
-        sum(toInt64(quantity)) AS units,
-        sum(line_total) AS revenue
-    FROM order_lines FINAL
-    WHERE _is_deleted = 0
-      AND status NOT IN ('cancelled', 'refunded')
-      AND placed_at >= toDateTime64({from:Date}, 6, 'UTC')
-      AND placed_at < toDateTime64({to:Date} + 1, 6, 'UTC')
+        sum(orders) AS orders,
+        sum(units) AS units,
+        sum(revenue) AS revenue
+    FROM
+    (
+        SELECT product_id, orders, units, revenue
+        FROM product_months
+        WHERE month >= {rollup_from:Date} AND month < {rollup_to:Date}
+        UNION ALL
+        SELECT product_id, toUInt64(product_first) AS orders, toInt64(quantity) AS units, toDecimal128(line_total, 2) AS revenue
+        FROM order_lines FINAL
+        WHERE _is_deleted = 0
+          AND status NOT IN ('cancelled', 'refunded')
+          AND placed_at >= toDateTime64({from:Date}, 6, 'UTC')
+          AND placed_at < toDateTime64({to:Date} + 1, 6, 'UTC')
+          AND (placed_at < toDateTime64({rollup_from:Date}, 6, 'UTC') OR placed_at >= toDateTime64({rollup_to:Date}, 6, 'UTC'))
+    )
     GROUP BY product_id
 ),
 ranked AS
