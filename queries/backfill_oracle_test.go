@@ -88,7 +88,7 @@ func reportsAfterBackfill(t *testing.T, direct bool) {
 	edgeCases(t, ctx, o.conn)
 	waitCaughtUp(t, ctx, o.conn, o.e)
 	t.Logf("pipeline caught up %s after start", time.Since(start).Round(time.Millisecond))
-	compareReports(t, ctx, o.conn, o.e)
+	compareReportsBothWays(t, ctx, o.conn, o.e)
 }
 
 // orderWriter places orders (one item, for existing customers) and pays the

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,7 +67,7 @@ func TestReportsMatchPostgresOracle(t *testing.T) {
 
 	waitCaughtUp(t, ctx, o.conn, o.e)
 	t.Logf("pipeline caught up %s after start", time.Since(start).Round(time.Millisecond))
-	compareReports(t, ctx, o.conn, o.e)
+	compareReportsBothWays(t, ctx, o.conn, o.e)
 	t.Logf("compared every report in %s total", time.Since(start).Round(time.Millisecond))
 }
 
@@ -172,6 +173,43 @@ func (o *oracleEnv) workload(t *testing.T, ctx context.Context) {
 	t.Logf("workload: %d orders, %d commands in %d transactions (%s .. %s)", sum.Orders, sum.Events, sum.Transactions,
 		sum.SimFrom.Format(time.DateOnly), sum.SimTo.Format(time.DateOnly))
 }
+
+// compareReportsBothWays compares every report with its oracle twice: on
+// the facts alone (nothing has refreshed the rollups yet), then after
+// RefreshRollup, when the @rollup reports read the current months from the
+// monthly rollups.
+func compareReportsBothWays(t *testing.T, ctx context.Context, conn *pgx.Conn, e *chdb.Engine) {
+	t.Helper()
+	compareReports(t, ctx, conn, e)
+	st, err := RefreshRollup(ctx, e, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := RollupStatus(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := 0
+	for _, m := range ms {
+		if m.Current {
+			current++
+		}
+	}
+	if st.Months == 0 || current == 0 {
+		t.Fatalf("rollup refresh: %+v, %d of %d months current; want some", st, current, len(ms))
+	}
+	t.Logf("rollups refreshed (%d months, %d rows); comparing again", st.Months, st.Rows)
+	rollupRuns.Store(0)
+	compareReports(t, ctx, conn, e)
+	if n := rollupRuns.Load(); n == 0 {
+		t.Error("no report case read a rollup after the refresh: the second comparison proves nothing")
+	} else {
+		t.Logf("%d report cases read months from a rollup", n)
+	}
+}
+
+// rollupRuns counts the report runs of chRows that read a rollup.
+var rollupRuns atomic.Int64
 
 // compareReports runs every report with several parameter sets, including
 // an empty period and every campaign, on ClickHouse and its oracle on
@@ -364,6 +402,9 @@ func chRows(t *testing.T, ctx context.Context, e *chdb.Engine, name string, ps m
 	res, err := RunAt(ctx, e, name, ps, time.Now())
 	if err != nil {
 		t.Fatalf("%s %v: %v", name, ps, err)
+	}
+	if len(res.RollupMonths) == 2 && res.RollupMonths[0] < res.RollupMonths[1] {
+		rollupRuns.Add(1)
 	}
 	var b bytes.Buffer
 	if err := WriteJSON(&b, res); err != nil {

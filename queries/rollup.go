@@ -201,7 +201,7 @@ func (r *rollup) refresh(ctx context.Context, eng sinks.Engine, log *slog.Logger
 	st.Months += months
 	st.Rows += rows
 	st.Skipped += skipped
-	log.Info("rollup refreshed", "rollup", r.name, "months", months, "rows", rows, "skipped_changing", skipped,
+	log.Debug("rollup refreshed", "rollup", r.name, "months", months, "rows", rows, "skipped_changing", skipped,
 		"took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
@@ -302,4 +302,48 @@ func (r *rollup) months(ctx context.Context, eng sinks.Engine, from, to time.Tim
 
 func monthsBetween(a, b time.Time) int {
 	return (b.Year()-a.Year())*12 + int(b.Month()) - int(a.Month())
+}
+
+// RollupMonth is one month of one rollup, as RollupStatus sees it.
+type RollupMonth struct {
+	Rollup  string
+	Month   time.Time
+	Current bool // the reports read this month from the rollup
+}
+
+// RollupStatus lists every month that has facts or a refresh, per rollup,
+// and whether its rollup is current.
+func RollupStatus(ctx context.Context, eng sinks.Engine) ([]RollupMonth, error) {
+	var out []RollupMonth
+	for _, name := range rollupNames {
+		r := rollups[name]
+		cur, err := r.factsParts(ctx, eng)
+		if err != nil {
+			return nil, err
+		}
+		done, err := r.refreshed(ctx, eng)
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]bool{}
+		var ids []string
+		for _, m := range []map[string]string{cur, done} {
+			for id := range m {
+				if !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			month, err := partitionMonth(id)
+			if err != nil {
+				return nil, fmt.Errorf("rollup %s: %w", name, err)
+			}
+			fp, refreshed := done[id]
+			out = append(out, RollupMonth{Rollup: name, Month: month, Current: refreshed && fp == cur[id]})
+		}
+	}
+	return out, nil
 }

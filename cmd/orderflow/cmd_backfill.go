@@ -10,6 +10,7 @@ import (
 
 	"github.com/orderflow/orderflow/ingest/backfill"
 	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/sinks"
 )
 
 func init() {
@@ -55,8 +56,10 @@ func init() {
 				}
 				o.Postgres, o.Kafka = e.Cfg.Postgres, e.Cfg.Kafka
 				o.Progress, o.Registerer = e.Stderr, e.Reg
+				var eng sinks.Engine
 				if direct {
-					eng, err := openSink(ctx, e)
+					var err error
+					eng, err = openSink(ctx, e)
 					if err != nil {
 						hint := ""
 						if e.Cfg.ClickHouse.Engine == "chdb" {
@@ -84,6 +87,9 @@ func init() {
 				}
 				fmt.Fprintf(e.Stdout, "backfill run %s: %d chunks copied, %d skipped as done, %d rows in %s (%.0f rows/s); snapshot version %d\n",
 					res.Run, res.Chunks, res.Skipped, rows, res.Elapsed.Round(time.Millisecond), float64(rows)/max(res.Elapsed.Seconds(), 1e-3), res.SnapshotLSN)
+				if direct {
+					return refreshRollupAfter(ctx, e, eng, "backfill")
+				}
 				return nil
 			}
 		},

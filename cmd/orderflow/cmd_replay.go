@@ -66,7 +66,7 @@ func init() {
 				}
 				fmt.Fprintf(e.Stdout, "replay: %d events in %s; swapped %s; partitions replaced %s; %d events applied after the swap\n",
 					res.Events, res.Elapsed.Round(time.Millisecond), strings.Join(res.Swapped, ","), strings.Join(res.Replaced, ","), res.CaughtUp)
-				return nil
+				return refreshRollupAfter(ctx, e, eng, "replay")
 			}
 		},
 	})

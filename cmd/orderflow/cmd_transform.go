@@ -12,6 +12,7 @@ import (
 	"github.com/orderflow/orderflow/ingest/capture"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/pipeline"
+	"github.com/orderflow/orderflow/queries"
 	"github.com/orderflow/orderflow/sinks"
 	"github.com/orderflow/orderflow/sinks/chmigrate"
 	"github.com/orderflow/orderflow/sinks/chschema"
@@ -35,12 +36,18 @@ func init() {
 			l.Int(&pc.MaxPoll, "transform-max-poll", 10_000, "records taken per poll")
 			var migrate bool
 			l.Bool(&migrate, "migrate", false, "apply pending ClickHouse migrations at start-up")
+			var rollupEvery time.Duration
+			l.Duration(&rollupEvery, "rollup-interval", time.Minute,
+				"recompute the changed months of the reports' monthly rollups this often (0: never; with several transformers on one database, set it on one)")
 			return func(ctx context.Context, g *errgroup.Group, e *Env, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("transform takes no arguments, got %q", strings.Join(args, " "))
 				}
 				if pc.MaxRows < 1 || pc.MaxBytes < 1 || pc.MaxAge <= 0 || pc.MaxPoll < 1 {
 					return usageErrorf("-transform-max-rows, -transform-max-bytes, -transform-max-age and -transform-max-poll must be positive")
+				}
+				if rollupEvery < 0 {
+					return usageErrorf("-rollup-interval must not be negative")
 				}
 				kopts, err := capture.KafkaClientOpts(e.Cfg.Kafka)
 				if err != nil {
@@ -72,9 +79,31 @@ func init() {
 						}
 					})
 				}
+				var refresher *queries.RollupRefresher
+				if rollupEvery > 0 {
+					refresher = queries.NewRollupRefresher(eng, rollupEvery, e.Reg, e.Log)
+				}
 				g.Go(func() error {
 					defer eng.Close()
-					return tr.Run(ctx)
+					if refresher == nil {
+						return tr.Run(ctx)
+					}
+					// the refresh starts once the transformer is consuming
+					// and stops before the engine closes
+					rctx, stop := context.WithCancel(ctx)
+					done := make(chan struct{})
+					go func() {
+						defer close(done)
+						select {
+						case <-tr.Ready():
+							refresher.Run(rctx)
+						case <-rctx.Done():
+						}
+					}()
+					err := tr.Run(ctx)
+					stop()
+					<-done
+					return err
 				})
 				return nil
 			}
@@ -99,4 +128,23 @@ func migrateClickHouse(ctx context.Context, e *Env, eng sinks.Engine) (string, e
 		return fmt.Sprintf("database %s up to date", eng.Database()), nil
 	}
 	return fmt.Sprintf("database %s: applied %v", eng.Database(), done), nil
+}
+
+// refreshRollupAfter brings the reports' monthly rollups up to date after a
+// batch job rewrote facts (what reads from the facts until then is exact,
+// only slower). With the embedded engine this process owns the data, so no
+// other refresher can run; on a server the transformer's -rollup-interval
+// does it, and a second refresher here could interleave with it.
+func refreshRollupAfter(ctx context.Context, e *Env, eng sinks.Engine, job string) error {
+	if e.Cfg.ClickHouse.Engine != "chdb" {
+		fmt.Fprintf(e.Stdout, "%s: the reports' rollups are refreshed by the transformer (-rollup-interval); until then reports read the facts\n", job)
+		return nil
+	}
+	t0 := time.Now()
+	st, err := queries.RefreshRollup(ctx, eng, e.Log)
+	if err != nil {
+		return fmt.Errorf("%s done, but refreshing the reports' rollups failed (reports read the facts until the transformer's refresh): %w", job, err)
+	}
+	fmt.Fprintf(e.Stdout, "%s: reports' rollups refreshed: %d months, %d rows in %s\n", job, st.Months, st.Rows, time.Since(t0).Round(time.Millisecond))
+	return nil
 }
