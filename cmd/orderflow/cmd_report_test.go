@@ -84,4 +84,23 @@ func TestReportAndSQLCommands(t *testing.T) {
 			t.Errorf("sql %q: exit %d, stderr %q", q, code, errOut)
 		}
 	}
+
+	// rollup: nothing refreshed yet, then every fixture month refreshed
+	// and read by the reports
+	code, out, errOut = run("rollup", "--status")
+	if code != exitOK || !strings.Contains(out, "customer_months  2025-01  no:") || strings.Contains(out, " yes") {
+		t.Fatalf("rollup --status before a refresh: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = run("rollup")
+	if code != exitOK || !strings.HasPrefix(out, "rollups refreshed: 8 months, 22 rows in ") {
+		t.Fatalf("rollup: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = run("rollup", "--status")
+	if code != exitOK || !strings.Contains(out, "customer_months  2025-01  yes") || !strings.Contains(out, "product_months   2025-04  yes") || strings.Contains(out, " no:") {
+		t.Fatalf("rollup --status after a refresh: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = run("report", "sales_by_month_segment", "--from", "2025-01-01", "--to=2025-04-30", "--format", "json")
+	if code != exitOK || !strings.Contains(out, `"rollup_months": [`) || !strings.Contains(out, `"2025-05-01"`) {
+		t.Fatalf("report json after the rollup refresh: %d %q %q", code, out, errOut)
+	}
 }

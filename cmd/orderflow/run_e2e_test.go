@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +36,7 @@ func TestRunEndToEnd(t *testing.T) {
 		"ORDERFLOW_PG_URL": pgURL, "ORDERFLOW_PG_SLOT": ns, "ORDERFLOW_PG_PUBLICATION": ns,
 		"ORDERFLOW_KAFKA_BROKERS": strings.Join(brokers, ","), "ORDERFLOW_KAFKA_TOPIC_PREFIX": ns,
 		"ORDERFLOW_TRANSFORM_GROUP": ns, "ORDERFLOW_CHDB_LIB": lib, "ORDERFLOW_CHDB_PATH": t.TempDir(),
-		"ORDERFLOW_HTTP_ADDR": addr, "ORDERFLOW_LOG_LEVEL": "warn",
+		"ORDERFLOW_HTTP_ADDR": addr, "ORDERFLOW_LOG_LEVEL": "warn", "ORDERFLOW_ROLLUP_INTERVAL": "1s",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncWriter{w: new(bytes.Buffer)}
@@ -129,8 +130,43 @@ func TestRunEndToEnd(t *testing.T) {
 		got = strings.ReplaceAll(strings.TrimSpace(string(b)), `"`, "")
 		return strings.HasSuffix(got, "paid,gold,25.00") || strings.HasSuffix(got, "paid,gold,25")
 	})
+	// The transformer's rollup refresh (every second here) catches up with
+	// the facts, and the month's report is then read from the rollup with
+	// the same answer.
+	monthStart := time.Now().UTC().Format("2006-01") + "-01"
+	monthEnd := time.Date(time.Now().UTC().Year(), time.Now().UTC().Month()+1, 0, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	nextMonth := time.Date(time.Now().UTC().Year(), time.Now().UTC().Month()+1, 1, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	var monthly struct {
+		RollupMonths []string         `json:"rollup_months"`
+		Rows         []map[string]any `json:"rows"`
+	}
+	waitFor(t, time.Minute, "sales_by_month_segment read from the refreshed rollup", func() bool {
+		resp, err := http.Get(base + "/v1/reports/sales_by_month_segment?from=" + monthStart + "&to=" + monthEnd + "&format=json")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		monthly.RollupMonths, monthly.Rows = nil, nil
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&monthly) != nil {
+			return false
+		}
+		return strings.Join(monthly.RollupMonths, "..") == monthStart+".."+nextMonth
+	})
+	if len(monthly.Rows) != 1 || fmt.Sprint(monthly.Rows[0]["segment"]) != "gold" || fmt.Sprint(monthly.Rows[0]["orders"]) != "1" || fmt.Sprint(monthly.Rows[0]["customers"]) != "1" {
+		t.Fatalf("sales_by_month_segment from the rollup = %v, want one row: gold, 1 order, 1 customer", monthly.Rows)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^orderflow_rollup_months_refreshed_total [1-9]`).Match(metrics) {
+		t.Errorf("metrics: orderflow_rollup_months_refreshed_total is not positive:\n%s", regexp.MustCompile(`(?m)^orderflow_rollup.*$`).FindAll(metrics, -1))
+	}
+
 	// A write through /v1/sql is refused.
-	resp, err := http.Post(base+"/v1/sql", "text/plain", strings.NewReader("DROP TABLE customer_orders"))
+	resp, err = http.Post(base+"/v1/sql", "text/plain", strings.NewReader("DROP TABLE customer_orders"))
 	if err != nil {
 		t.Fatal(err)
 	}
