@@ -24,8 +24,8 @@ type Report struct {
 	Sale     string   `json:"sale"`
 	// Rollup names the monthly rollup ("@rollup customer_months") the
 	// report reads the current full months of its period from (rollup.go);
-	// its SQL uses {rollup_from:Date} and {rollup_to:Date}, which the runner
-	// fills in. RollupAllMonths ("@rollup <name> all-months"): the months
+	// its SQL uses {rollup_from:Date}, {rollup_to:Date} and
+	// {rollup_ids:Array(UInt64)}, which the runner fills in. RollupAllMonths ("@rollup <name> all-months"): the months
 	// may start before the period, for a report that reads the history
 	// before it too.
 	Rollup          string `json:"-"`
@@ -112,7 +112,7 @@ func parseAll(fsys fs.FS) ([]*Report, error) {
 }
 
 // rollupParams are the placeholders the runner fills for @rollup reports.
-var rollupParams = map[string]bool{"rollup_from": true, "rollup_to": true}
+var rollupParams = map[string]string{"rollup_from": "Date", "rollup_to": "Date", "rollup_ids": "Array(UInt64)"}
 
 var (
 	paramRe       = regexp.MustCompile(`^(\w+)\s+(\w+)\s*(?:=\s*(\S+))?\s*:\s*(.+)$`)
@@ -146,7 +146,7 @@ func parseReport(name, text string) (*Report, error) {
 		case "rollup":
 			name, opt, _ := strings.Cut(val, " ")
 			if rollups[name] == nil || (opt != "" && opt != "all-months") {
-				return nil, fmt.Errorf("bad @rollup line %q (want: customer_months|product_months [all-months])", val)
+				return nil, fmt.Errorf("bad @rollup line %q (want: customer_months|place_months|product_months [all-months])", val)
 			}
 			r.Rollup, r.RollupAllMonths = name, opt != ""
 		case "param":
@@ -181,9 +181,9 @@ func parseReport(name, text string) (*Report, error) {
 	// parameter is used
 	used := map[string]bool{}
 	for _, m := range placeholderRe.FindAllStringSubmatch(text, -1) {
-		if rollupParams[m[1]] {
-			if r.Rollup == "" || m[2] != "Date" {
-				return nil, fmt.Errorf("placeholder {%s:%s} is the runner's: declare @rollup and use it as Date", m[1], m[2])
+		if typ, ok := rollupParams[m[1]]; ok {
+			if r.Rollup == "" || m[2] != typ {
+				return nil, fmt.Errorf("placeholder {%s:%s} is the runner's: declare @rollup and use it as %s", m[1], m[2], typ)
 			}
 			used[m[1]] = true
 			continue
@@ -201,7 +201,7 @@ func parseReport(name, text string) (*Report, error) {
 		if !used[p.Name] {
 			return nil, fmt.Errorf("parameter %s is not used by the SQL", p.Name)
 		}
-		if rollupParams[p.Name] {
+		if _, ok := rollupParams[p.Name]; ok {
 			return nil, fmt.Errorf("parameter %s: the name is the runner's (@rollup)", p.Name)
 		}
 	}
@@ -209,8 +209,8 @@ func parseReport(name, text string) (*Report, error) {
 		if f, t := r.param("from"), r.param("to"); f == nil || t == nil || f.Type != "Date" || t.Type != "Date" {
 			return nil, errors.New("@rollup needs Date parameters from and to")
 		}
-		if !used["rollup_from"] || !used["rollup_to"] {
-			return nil, errors.New("@rollup: the SQL must use {rollup_from:Date} and {rollup_to:Date}")
+		if !used["rollup_from"] || !used["rollup_to"] || !used["rollup_ids"] {
+			return nil, errors.New("@rollup: the SQL must use {rollup_from:Date}, {rollup_to:Date} and {rollup_ids:Array(UInt64)}")
 		}
 	}
 	return r, nil

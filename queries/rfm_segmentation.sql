@@ -13,10 +13,11 @@
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
 -- @rollup customer_months
 -- The full months from {rollup_from} up to {rollup_to} come from the monthly
--- rollup (the runner passes the months whose rollup is current, see
--- queries/rollup.go; pass equal dates to read only the facts), the rest of
--- the period from the facts: one row per sale there, one per customer,
--- month and place in the rollup, aggregated per customer together.
+-- rollup (the runner passes the months whose rollup is current and their
+-- refresh ids, see queries/rollup.go; pass equal dates and [] to read only
+-- the facts), the rest of the period from the facts: one row per sale there,
+-- one per customer, month and place in the rollup, aggregated per customer
+-- together.
 WITH per_customer AS
 (
     SELECT
@@ -28,7 +29,7 @@ WITH per_customer AS
     (
         SELECT customer_id, last_sale_at, toUInt64(sales) AS sales, revenue
         FROM customer_months
-        WHERE month >= {rollup_from:Date} AND month < {rollup_to:Date}
+        WHERE month >= {rollup_from:Date} AND month < {rollup_to:Date} AND refresh_id IN {rollup_ids:Array(UInt64)}
         UNION ALL
         SELECT customer_id, placed_at AS last_sale_at, toUInt64(1) AS sales, total AS revenue
         FROM customer_orders FINAL

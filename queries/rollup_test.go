@@ -21,8 +21,8 @@ func rollupReports(t *testing.T) []*Report {
 			rs = append(rs, r)
 		}
 	}
-	if len(rs) < 5 {
-		t.Fatalf("%d @rollup reports, want at least 5", len(rs))
+	if len(rs) < 6 {
+		t.Fatalf("%d @rollup reports, want at least 6", len(rs))
 	}
 	return rs
 }
@@ -35,7 +35,7 @@ func factsOnly(t *testing.T, ctx context.Context, e *chdb.Engine, r *Report, par
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := map[string]any{"rollup_from": resolved["from"], "rollup_to": resolved["from"]}
+	ps := map[string]any{"rollup_from": resolved["from"], "rollup_to": resolved["from"], "rollup_ids": []uint64{}}
 	for k, v := range resolved {
 		ps[k] = v
 	}
@@ -59,6 +59,9 @@ func TestRollupFollowsFacts(t *testing.T) {
 	now := time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)
 	period := map[string]string{"from": "2025-01-01", "to": "2025-04-30"}
 	reports := rollupReports(t)
+	// superseded generations go at the next refresh, not a minute later
+	defer func(g time.Duration) { supersededGrace = g }(supersededGrace)
+	supersededGrace = 0
 	prev := map[string][][]any{}
 	// check runs every rollup report and compares it with the facts alone;
 	// want are the rollup months of sales_by_month_segment and top_products
@@ -112,9 +115,9 @@ func TestRollupFollowsFacts(t *testing.T) {
 	}
 	all := "2025-01-01..2025-05-01"
 
-	check("before any refresh", period, map[string]string{"sales_by_month_segment": "2025-01-01..2025-01-01", "top_products": "2025-01-01..2025-01-01"})
-	refresh("first refresh", months("customer_orders")+months("order_lines"))
-	check("refreshed", period, map[string]string{"sales_by_month_segment": all, "top_products": all})
+	check("before any refresh", period, map[string]string{"sales_by_month_segment": "2025-01-01..2025-01-01", "regional_revenue": "2025-01-01..2025-01-01", "top_products": "2025-01-01..2025-01-01"})
+	refresh("first refresh", 2*months("customer_orders")+months("order_lines"))
+	check("refreshed", period, map[string]string{"sales_by_month_segment": all, "regional_revenue": all, "top_products": all})
 	refresh("nothing changed", 0)
 
 	// a newer version of one February sale: cancelled
@@ -126,35 +129,60 @@ func TestRollupFollowsFacts(t *testing.T) {
 	feb := res.Rows[0][0].(int64)
 	exec(fmt.Sprintf("INSERT INTO customer_orders SELECT * REPLACE ('cancelled' AS status, _version + 1 AS _version) FROM customer_orders FINAL WHERE order_id = %d", feb))
 	// February is read from the facts now: the longest current run is March-April
-	check("february changed", period, map[string]string{"sales_by_month_segment": "2025-03-01..2025-05-01", "top_products": all})
+	check("february changed", period, map[string]string{"sales_by_month_segment": "2025-03-01..2025-05-01", "regional_revenue": "2025-03-01..2025-05-01", "top_products": all})
 	if reflect.DeepEqual(prev["february changed/sales_by_month_segment"], prev["refreshed/sales_by_month_segment"]) {
 		t.Error("cancelling a February sale did not change sales_by_month_segment: the step proves nothing")
 	}
-	refresh("february recomputed", 1)
-	check("february recomputed", period, map[string]string{"sales_by_month_segment": all, "top_products": all})
+	refresh("february recomputed", 2) // customer_months and place_months
+	check("february recomputed", period, map[string]string{"sales_by_month_segment": all, "regional_revenue": all, "top_products": all})
+
+	// a second refresh of an unchanged month keeps the generation, and a
+	// stray generation (a refresh that stopped before recording it) is
+	// dropped by the next refresh and never read
+	exec("INSERT INTO customer_months SELECT * REPLACE (toUInt64(1) AS refresh_id) FROM customer_months WHERE month = '2025-01-01'")
+	check("stray generation", period, map[string]string{"sales_by_month_segment": all, "regional_revenue": all, "top_products": all})
+	st, err := RefreshRollup(ctx, e, testLog(t))
+	if err != nil || st.Months != 0 || st.Dropped == 0 {
+		t.Errorf("refresh with a stray generation: %+v %v, want it dropped and nothing recomputed", st, err)
+	}
+	if n := count("SELECT count() FROM customer_months WHERE refresh_id = 1"); n != 0 {
+		t.Errorf("the stray generation still has %d rows", n)
+	}
 
 	// every sale of March deleted: the refresh empties the rollup's March
 	exec("INSERT INTO customer_orders SELECT * REPLACE (1 AS _is_deleted, _version + 1 AS _version) FROM customer_orders FINAL WHERE toYYYYMM(placed_at) = 202503")
 	exec("INSERT INTO order_lines SELECT * REPLACE (1 AS _is_deleted, _version + 1 AS _version) FROM order_lines FINAL WHERE toYYYYMM(placed_at) = 202503")
-	refresh("march emptied", 2)
-	for _, table := range []string{"customer_months", "product_months"} {
-		if n := count("SELECT count() FROM " + table + " WHERE month = '2025-03-01'"); n != 0 {
-			t.Errorf("%s still has %d rows for the emptied March", table, n)
+	refresh("march emptied", 3)
+	for _, table := range []string{"customer_months", "place_months", "product_months"} {
+		if n := count("SELECT count() FROM " + table + " WHERE month = '2025-03-01' AND refresh_id IN (SELECT refresh_id FROM rollup_refreshes FINAL WHERE rollup = '" + table + "')"); n != 0 {
+			t.Errorf("%s's latest generation of the emptied March has %d rows", table, n)
 		}
 	}
-	check("march emptied", period, map[string]string{"sales_by_month_segment": all, "top_products": all})
+	check("march emptied", period, map[string]string{"sales_by_month_segment": all, "regional_revenue": all, "top_products": all})
 
 	// a period that starts mid-month reads that month from the facts
 	check("partial first month", map[string]string{"from": "2025-01-15", "to": "2025-04-30"},
-		map[string]string{"sales_by_month_segment": "2025-02-01..2025-05-01", "top_products": "2025-02-01..2025-05-01"})
+		map[string]string{"sales_by_month_segment": "2025-02-01..2025-05-01", "regional_revenue": "2025-02-01..2025-05-01", "top_products": "2025-02-01..2025-05-01"})
 
 	// April's facts dropped: April is read from the facts (nothing) until
 	// the refresh empties the rollup's April too
 	exec("ALTER TABLE customer_orders DROP PARTITION ID '202504'")
-	check("april dropped", period, map[string]string{"sales_by_month_segment": "2025-01-01..2025-04-01"})
-	refresh("april dropped", 1)
-	if n := count("SELECT count() FROM customer_months WHERE month = '2025-04-01'"); n != 0 {
-		t.Errorf("customer_months still has %d rows for the dropped April", n)
+	check("april dropped", period, map[string]string{"sales_by_month_segment": "2025-01-01..2025-04-01", "regional_revenue": "2025-01-01..2025-04-01"})
+	refresh("april dropped", 2)
+	if n := count("SELECT count() FROM customer_months WHERE month = '2025-04-01' AND refresh_id IN (SELECT refresh_id FROM rollup_refreshes FINAL WHERE rollup = 'customer_months')"); n != 0 {
+		t.Errorf("customer_months' latest generation of the dropped April has %d rows", n)
 	}
-	check("april dropped and refreshed", period, map[string]string{"sales_by_month_segment": all})
+	check("april dropped and refreshed", period, map[string]string{"sales_by_month_segment": all, "regional_revenue": all})
+
+	// the next refresh drops every superseded generation
+	st, err = RefreshRollup(ctx, e, testLog(t))
+	if err != nil || st.Months != 0 || st.Dropped == 0 {
+		t.Errorf("last refresh: %+v %v, want superseded generations dropped and nothing recomputed", st, err)
+	}
+	for _, table := range []string{"customer_months", "place_months", "product_months"} {
+		if n := count("SELECT count() FROM " + table + " WHERE (month, refresh_id) NOT IN (SELECT month, refresh_id FROM rollup_refreshes FINAL WHERE rollup = '" + table + "')"); n != 0 {
+			t.Errorf("%s keeps %d rows of generations no refresh records", table, n)
+		}
+	}
+	check("superseded generations dropped", period, map[string]string{"sales_by_month_segment": all, "regional_revenue": all, "top_products": all})
 }

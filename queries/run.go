@@ -56,12 +56,15 @@ func RunAt(ctx context.Context, eng sinks.Engine, name string, params map[string
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("report %s: from %q, to %q: not dates", name, resolved["from"], resolved["to"])
 		}
-		first, end, err := rollups[r.Rollup].months(ctx, eng, from, to, r.RollupAllMonths)
+		first, end, gens, err := rollups[r.Rollup].months(ctx, eng, from, to, r.RollupAllMonths)
 		if err != nil {
 			return nil, fmt.Errorf("report %s: %w", name, err)
 		}
 		months = []string{first.Format(time.DateOnly), end.Format(time.DateOnly)}
-		ps["rollup_from"], ps["rollup_to"] = months[0], months[1]
+		ps["rollup_from"], ps["rollup_to"], ps["rollup_ids"] = months[0], months[1], gens
+		if gens == nil {
+			ps["rollup_ids"] = []uint64{}
+		}
 	}
 	res, err := eng.Query(ctx, r.SQL, ps)
 	if err != nil {

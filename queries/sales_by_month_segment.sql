@@ -10,10 +10,10 @@
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
 -- @rollup customer_months
 -- The full months from {rollup_from} up to {rollup_to} come from the monthly
--- rollup (the runner passes the months whose rollup is current, see
--- queries/rollup.go; pass equal dates to read only the facts), the rest of
--- the period from the facts. The two never share a month, so each month's
--- distinct customers come from one side.
+-- rollup (the runner passes the months whose rollup is current and their
+-- refresh ids, see queries/rollup.go; pass equal dates and [] to read only
+-- the facts), the rest of the period from the facts. The two never share a
+-- month, so each month's distinct customers come from one side.
 SELECT
     month,
     segment,
@@ -29,7 +29,7 @@ FROM
         sum(first_in_segment) AS customers,
         sum(revenue) AS revenue
     FROM customer_months
-    WHERE month >= {rollup_from:Date} AND month < {rollup_to:Date}
+    WHERE month >= {rollup_from:Date} AND month < {rollup_to:Date} AND refresh_id IN {rollup_ids:Array(UInt64)}
     GROUP BY month, segment
     UNION ALL
     SELECT

@@ -15,10 +15,11 @@
 -- @sale An order counts as a sale when it is not deleted and its status is not cancelled or refunded; its value is its total (after discount) and its date is placed_at (UTC).
 -- @rollup product_months
 -- The full months from {rollup_from} up to {rollup_to} come from the monthly
--- rollup (the runner passes the months whose rollup is current, see
--- queries/rollup.go; pass equal dates to read only the facts), the rest of
--- the period from the order lines. Every count and sum here adds up across
--- months (an order is in one month), so the two sides just add.
+-- rollup (the runner passes the months whose rollup is current and their
+-- refresh ids, see queries/rollup.go; pass equal dates and [] to read only
+-- the facts), the rest of the period from the order lines. Every count and
+-- sum here adds up across months (an order is in one month), so the two
+-- sides just add.
 WITH per_product AS
 (
     SELECT
@@ -30,7 +31,7 @@ WITH per_product AS
     (
         SELECT product_id, orders, units, revenue
         FROM product_months
-        WHERE month >= {rollup_from:Date} AND month < {rollup_to:Date}
+        WHERE month >= {rollup_from:Date} AND month < {rollup_to:Date} AND refresh_id IN {rollup_ids:Array(UInt64)}
         UNION ALL
         SELECT product_id, toUInt64(product_first) AS orders, toInt64(quantity) AS units, toDecimal128(line_total, 2) AS revenue
         FROM order_lines FINAL

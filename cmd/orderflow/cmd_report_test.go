@@ -92,7 +92,7 @@ func TestReportAndSQLCommands(t *testing.T) {
 		t.Fatalf("rollup --status before a refresh: %d %q %q", code, out, errOut)
 	}
 	code, out, errOut = run("rollup")
-	if code != exitOK || !strings.HasPrefix(out, "rollups refreshed: 8 months, 22 rows in ") {
+	if code != exitOK || !strings.HasPrefix(out, "rollups refreshed: 12 months, 34 rows in ") {
 		t.Fatalf("rollup: %d %q %q", code, out, errOut)
 	}
 	code, out, errOut = run("rollup", "--status")
