@@ -328,6 +328,7 @@ func registeredMetrics(t *testing.T) map[string]map[string]bool {
 	if _, err := queries.NewMetrics(rec); err != nil {
 		t.Fatal(err)
 	}
+	queries.NewRollupRefresher(nil, time.Minute, rec, nil)
 	out := map[string]map[string]bool{}
 	add := func(name string, labels map[string]bool) {
 		out[name] = labels

@@ -6,7 +6,11 @@
 //
 // Consumes: the ClickHouse query side built by the pipeline (customer_orders,
 // order_lines, products, campaigns), read with FINAL and _is_deleted = 0, so
-// a replayed or retried event never changes an answer.
+// a replayed or retried event never changes an answer. Reports declaring
+// "@rollup" read the whole months of their period whose monthly rollup
+// (customer_months, place_months, product_months) is current from it and
+// everything else from the facts, with the same answer (rollup.go);
+// RefreshRollup and RollupRefresher keep the rollups current.
 //
 // What counts as a sale, in every report: an order that is not deleted and
 // whose status is not cancelled or refunded. Its value is its total (after

@@ -5,9 +5,11 @@
 //
 // Tables: raw_<table> mirrors of every captured table, the dimensions
 // customers, products, campaigns and customer_history, the facts
-// customer_orders and order_lines, and change_log. Every versioned table is a
-// ReplacingMergeTree(_version[, _is_deleted]) with _version = the commit LSN
-// of the change that produced the row; read it with FINAL.
+// customer_orders and order_lines, change_log, and the reports' monthly
+// rollups of the facts (customer_months, place_months, product_months and
+// rollup_refreshes, written only by queries.RefreshRollup). Every versioned
+// table is a ReplacingMergeTree(_version[, _is_deleted]) with _version = the
+// commit LSN of the change that produced the row; read it with FINAL.
 package chschema
 
 import "embed"
