@@ -124,22 +124,22 @@ GROUP BY partition_id`, nil)
 
 // refresh is a month's latest recorded refresh.
 type refresh struct {
-	facts string    // the facts' fingerprint it was computed from
-	id    uint64    // its generation
-	at    time.Time // when it was recorded
+	facts string        // the facts' fingerprint it was computed from
+	id    uint64        // its generation
+	age   time.Duration // since it was recorded, by the engine's clock
 }
 
 // refreshed is each month's latest refresh, by facts partition id.
 func (r *rollup) refreshed(ctx context.Context, eng sinks.Engine) (map[string]refresh, error) {
-	res, err := eng.Query(ctx, "SELECT toString(toYYYYMM(month)), facts_parts, refresh_id, refreshed_at FROM rollup_refreshes FINAL WHERE rollup = {r:String}",
+	res, err := eng.Query(ctx, "SELECT toString(toYYYYMM(month)), facts_parts, refresh_id, toInt64(dateDiff('microsecond', refreshed_at, now64(6))) FROM rollup_refreshes FINAL WHERE rollup = {r:String}",
 		map[string]any{"r": r.name})
 	if err != nil {
 		return nil, fmt.Errorf("rollup %s: read rollup_refreshes (run `orderflow migrate`?): %w", r.name, err)
 	}
 	out := make(map[string]refresh, len(res.Rows))
 	for _, row := range res.Rows {
-		at, _ := row[3].(time.Time)
-		out[row[0].(string)] = refresh{facts: row[1].(string), id: row[2].(uint64), at: at}
+		age, _ := row[3].(int64)
+		out[row[0].(string)] = refresh{facts: row[1].(string), id: row[2].(uint64), age: time.Duration(age) * time.Microsecond}
 	}
 	return out, nil
 }
@@ -157,7 +157,7 @@ func (r *rollup) generations(ctx context.Context, eng sinks.Engine) (map[string]
 		month, id, ok := strings.Cut(pid, "-")
 		n, err := strconv.ParseUint(id, 10, 64)
 		if !ok || err != nil {
-			return nil, fmt.Errorf("rollup %s: partition %q is not <YYYYMM>-<refresh id> (migrations 0014/0015)", r.name, pid)
+			return nil, fmt.Errorf("rollup %s: partition %q is not <YYYYMM>-<refresh id> (migrations 0014, 0015, 0017)", r.name, pid)
 		}
 		out[month] = append(out[month], n)
 	}
@@ -229,11 +229,10 @@ func (r *rollup) refresh(ctx context.Context, eng sinks.Engine, log *slog.Logger
 	}
 	// generations nothing reads: unrecorded ones, and superseded ones once
 	// their successor has been readable for the grace period
-	now := time.Now()
 	for id, ids := range gens {
 		last, recorded := done[id]
 		for _, g := range ids {
-			if recorded && (g == last.id || now.Sub(last.at) < supersededGrace && g < last.id) {
+			if recorded && (g == last.id || last.age < supersededGrace && g < last.id) {
 				continue
 			}
 			if err := eng.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP PARTITION ID '%s-%d'", r.name, id, g)); err != nil {

@@ -59,9 +59,7 @@ func TestRollupFollowsFacts(t *testing.T) {
 	now := time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)
 	period := map[string]string{"from": "2025-01-01", "to": "2025-04-30"}
 	reports := rollupReports(t)
-	// superseded generations go at the next refresh, not a minute later
 	defer func(g time.Duration) { supersededGrace = g }(supersededGrace)
-	supersededGrace = 0
 	prev := map[string][][]any{}
 	// check runs every rollup report and compares it with the facts alone;
 	// want are the rollup months of sales_by_month_segment and top_products
@@ -136,12 +134,24 @@ func TestRollupFollowsFacts(t *testing.T) {
 	refresh("february recomputed", 2) // customer_months and place_months
 	check("february recomputed", period, map[string]string{"sales_by_month_segment": all, "regional_revenue": all, "top_products": all})
 
+	// the superseded February generation stays readable for the grace
+	// period (a report may have chosen it just before)
+	st, err := RefreshRollup(ctx, e, testLog(t))
+	if err != nil || st.Months != 0 || st.Dropped != 0 {
+		t.Errorf("refresh within the grace period: %+v %v, want nothing recomputed or dropped", st, err)
+	}
+	if n := count("SELECT count() FROM customer_months WHERE month = '2025-02-01' AND refresh_id NOT IN (SELECT refresh_id FROM rollup_refreshes FINAL)"); n == 0 {
+		t.Error("the superseded February generation was dropped within the grace period")
+	}
+	// from here on superseded generations go at the next refresh
+	supersededGrace = 0
+
 	// a second refresh of an unchanged month keeps the generation, and a
 	// stray generation (a refresh that stopped before recording it) is
 	// dropped by the next refresh and never read
 	exec("INSERT INTO customer_months SELECT * REPLACE (toUInt64(1) AS refresh_id) FROM customer_months WHERE month = '2025-01-01'")
 	check("stray generation", period, map[string]string{"sales_by_month_segment": all, "regional_revenue": all, "top_products": all})
-	st, err := RefreshRollup(ctx, e, testLog(t))
+	st, err = RefreshRollup(ctx, e, testLog(t))
 	if err != nil || st.Months != 0 || st.Dropped == 0 {
 		t.Errorf("refresh with a stray generation: %+v %v, want it dropped and nothing recomputed", st, err)
 	}
