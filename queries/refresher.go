@@ -10,8 +10,10 @@ import (
 	"github.com/orderflow/orderflow/sinks"
 )
 
-// RollupRefresher runs RefreshRollup every interval (the transformer runs
-// one beside its consumer). A failed refresh is logged and counted, and
+// RollupRefresher refreshes the rollups every interval (the transformer runs
+// one beside its consumer), each time the months whose facts have not
+// changed for an interval: while the transformer drains a backlog into every
+// month it waits instead of recomputing them each time. A failed refresh is logged and counted, and
 // the reports go on reading the facts for the months it did not refresh.
 type RollupRefresher struct {
 	eng      sinks.Engine
@@ -68,7 +70,7 @@ func (r *RollupRefresher) Run(ctx context.Context) {
 // Once runs one refresh and records it in the metrics.
 func (r *RollupRefresher) Once(ctx context.Context) {
 	t0 := time.Now()
-	st, err := RefreshRollup(ctx, r.eng, r.log)
+	st, err := RefreshRollupSettled(ctx, r.eng, r.log, r.interval)
 	r.months.Add(float64(st.Months))
 	if err != nil {
 		if ctx.Err() == nil {

@@ -107,19 +107,29 @@ var rollupNames = []string{"customer_months", "place_months", "product_months"}
 // factsParts fingerprints the facts' month partitions: the table's UUID and
 // the sorted names of the partition's active parts.
 func (r *rollup) factsParts(ctx context.Context, eng sinks.Engine) (map[string]string, error) {
+	fp, _, err := r.factsPartsAges(ctx, eng)
+	return fp, err
+}
+
+// factsPartsAges is factsParts, and how long ago each partition last
+// changed (its newest part), by the engine's clock.
+func (r *rollup) factsPartsAges(ctx context.Context, eng sinks.Engine) (map[string]string, map[string]time.Duration, error) {
 	res, err := eng.Query(ctx, `SELECT partition_id, concat(toString((SELECT uuid FROM system.tables WHERE database = currentDatabase() AND name = '`+r.facts+`')),
-    ':', arrayStringConcat(arraySort(groupArray(name)), ','))
+    ':', arrayStringConcat(arraySort(groupArray(name)), ',')), toInt64(dateDiff('second', max(modification_time), now()))
 FROM system.parts
 WHERE database = currentDatabase() AND table = '`+r.facts+`' AND active
 GROUP BY partition_id`, nil)
 	if err != nil {
-		return nil, fmt.Errorf("rollup %s: read the parts of %s: %w", r.name, r.facts, err)
+		return nil, nil, fmt.Errorf("rollup %s: read the parts of %s: %w", r.name, r.facts, err)
 	}
-	out := make(map[string]string, len(res.Rows))
+	fps := make(map[string]string, len(res.Rows))
+	ages := make(map[string]time.Duration, len(res.Rows))
 	for _, row := range res.Rows {
-		out[row[0].(string)] = row[1].(string)
+		fps[row[0].(string)] = row[1].(string)
+		age, _ := row[2].(int64)
+		ages[row[0].(string)] = time.Duration(age) * time.Second
 	}
-	return out, nil
+	return fps, ages, nil
 }
 
 // refresh is a month's latest recorded refresh.
@@ -181,6 +191,9 @@ type RefreshStats struct {
 	Skipped int // months whose facts changed while being recomputed (left for the next refresh)
 	Rows    int // rollup rows written
 	Dropped int // superseded or unrecorded generations dropped
+	// Unsettled are changed months left alone because their facts changed
+	// within the settle time (RefreshRollupSettled)
+	Unsettled int
 }
 
 // RefreshRollup recomputes every month of every rollup whose facts changed
@@ -190,9 +203,18 @@ type RefreshStats struct {
 // a refresher drops the generations no refresh recorded, which includes
 // another refresher's unfinished ones.
 func RefreshRollup(ctx context.Context, eng sinks.Engine, log *slog.Logger) (RefreshStats, error) {
+	return RefreshRollupSettled(ctx, eng, log, 0)
+}
+
+// RefreshRollupSettled is RefreshRollup for the months whose facts have not
+// changed for settle: a month still being written (the current month, or
+// every month while the transformer drains a backlog) would only be
+// recomputed again at the next refresh. Its reports read it from the facts
+// meanwhile.
+func RefreshRollupSettled(ctx context.Context, eng sinks.Engine, log *slog.Logger, settle time.Duration) (RefreshStats, error) {
 	var st RefreshStats
 	for _, name := range rollupNames {
-		if err := rollups[name].refresh(ctx, eng, log, &st); err != nil {
+		if err := rollups[name].refresh(ctx, eng, log, settle, &st); err != nil {
 			return st, err
 		}
 	}
@@ -214,8 +236,8 @@ func newRefreshID() uint64 {
 	}
 }
 
-func (r *rollup) refresh(ctx context.Context, eng sinks.Engine, log *slog.Logger, st *RefreshStats) error {
-	cur, err := r.factsParts(ctx, eng)
+func (r *rollup) refresh(ctx context.Context, eng sinks.Engine, log *slog.Logger, settle time.Duration, st *RefreshStats) error {
+	cur, ages, err := r.factsPartsAges(ctx, eng)
 	if err != nil {
 		return err
 	}
@@ -244,6 +266,10 @@ func (r *rollup) refresh(ctx context.Context, eng sinks.Engine, log *slog.Logger
 	var ids []string
 	for id, fp := range cur {
 		if last, ok := done[id]; !ok || last.facts != fp {
+			if ages[id] < settle {
+				st.Unsettled++
+				continue
+			}
 			ids = append(ids, id)
 		}
 	}

@@ -136,6 +136,10 @@ func TestRollupFollowsFacts(t *testing.T) {
 	if reflect.DeepEqual(prev["february changed/sales_by_month_segment"], prev["refreshed/sales_by_month_segment"]) {
 		t.Error("cancelling a February sale did not change sales_by_month_segment: the step proves nothing")
 	}
+	// the transformer's refresher waits until a month's facts have settled
+	if st, err := RefreshRollupSettled(ctx, e, testLog(t), time.Hour); err != nil || st.Months != 0 || st.Unsettled != 2 {
+		t.Errorf("refresh with an hour to settle: %+v %v, want February left alone in customer_months and place_months", st, err)
+	}
 	refresh("february recomputed", 2) // customer_months and place_months
 	check("february recomputed", period, map[string]string{"sales_by_month_segment": all, "regional_revenue": all, "top_products": all})
 
