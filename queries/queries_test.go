@@ -44,10 +44,31 @@ func TestParseReportErrors(t *testing.T) {
 		"bad type":               head + "-- @param x Blob = 1 : x\nSELECT {x:Blob} AS a",
 		"bad default":            head + "-- @param x Date = yesterday : x\nSELECT {x:Date} AS a",
 		"missing header":         "-- @title T\nSELECT 1",
+		// @rollup: the runner's placeholders only with it, all of them, as
+		// typed, and Date parameters from and to
+		"rollup placeholder without @rollup": head + "-- @param from Date = today : f\n-- @param to Date = today : t\n" +
+			"SELECT 1 AS a WHERE {from:Date} < {to:Date} AND {rollup_from:Date} = {rollup_to:Date} AND has({rollup_ids:Array(UInt64)}, 1)",
+		"unknown rollup": head + "-- @rollup nope\n-- @param from Date = today : f\n-- @param to Date = today : t\n" +
+			"SELECT 1 AS a WHERE {from:Date} < {to:Date} AND {rollup_from:Date} = {rollup_to:Date} AND has({rollup_ids:Array(UInt64)}, 1)",
+		"rollup without ids": head + "-- @rollup customer_months\n-- @param from Date = today : f\n-- @param to Date = today : t\n" +
+			"SELECT 1 AS a WHERE {from:Date} < {to:Date} AND {rollup_from:Date} = {rollup_to:Date}",
+		"rollup placeholder mistyped": head + "-- @rollup customer_months\n-- @param from Date = today : f\n-- @param to Date = today : t\n" +
+			"SELECT 1 AS a WHERE {from:Date} < {to:Date} AND {rollup_from:String} = {rollup_to:Date} AND has({rollup_ids:Array(UInt64)}, 1)",
+		"rollup without a period": head + "-- @rollup customer_months\n" +
+			"SELECT 1 AS a WHERE {rollup_from:Date} = {rollup_to:Date} AND has({rollup_ids:Array(UInt64)}, 1)",
 	} {
 		if _, err := parseReport("t", text); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+func TestParseReportRollup(t *testing.T) {
+	r, err := parseReport("t", "-- @title T\n-- @question Q\n-- @sale S\n-- @column a UInt8 : a\n-- @rollup customer_months all-months\n"+
+		"-- @param from Date = today : f\n-- @param to Date = today : t\n"+
+		"SELECT 1 AS a WHERE {from:Date} < {to:Date} AND {rollup_from:Date} = {rollup_to:Date} AND has({rollup_ids:Array(UInt64)}, 1)")
+	if err != nil || r.Rollup != "customer_months" || !r.RollupAllMonths || len(r.Params) != 2 {
+		t.Fatalf("parse: %+v %v, want rollup customer_months, all months, two user parameters", r, err)
 	}
 }
 

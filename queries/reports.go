@@ -25,9 +25,9 @@ type Report struct {
 	// Rollup names the monthly rollup ("@rollup customer_months") the
 	// report reads the current full months of its period from (rollup.go);
 	// its SQL uses {rollup_from:Date}, {rollup_to:Date} and
-	// {rollup_ids:Array(UInt64)}, which the runner fills in. RollupAllMonths ("@rollup <name> all-months"): the months
-	// may start before the period, for a report that reads the history
-	// before it too.
+	// {rollup_ids:Array(UInt64)}, which the runner fills in.
+	// RollupAllMonths ("@rollup <name> all-months"): the months may start
+	// before the period, for a report that reads the history before it too.
 	Rollup          string `json:"-"`
 	RollupAllMonths bool   `json:"-"`
 	SQL             string `json:"-"`
