@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/orderflow/orderflow/internal/envelope"
 	"github.com/orderflow/orderflow/internal/testenv"
+	"github.com/orderflow/orderflow/queries"
 	"github.com/orderflow/orderflow/sinks/chdb"
 )
 
@@ -249,6 +251,7 @@ func BenchmarkFreshness(b *testing.B) {
 		mu.Lock()
 		lat = lat[:0]
 		mu.Unlock()
+		stopRefresh := refreshLoad(b, e)
 		p := &benchProducer{s: s, ctx: context.Background()}
 		tick := time.NewTicker(50 * time.Millisecond)
 		perTick := rate / 20
@@ -275,6 +278,7 @@ func BenchmarkFreshness(b *testing.B) {
 			}
 		}
 		tick.Stop()
+		stopRefresh()
 		time.Sleep(2 * time.Second)
 		cancel()
 		<-errc
@@ -293,6 +297,70 @@ func BenchmarkFreshness(b *testing.B) {
 		mu.Unlock()
 		logHist(b, reg, "orderflow_transform_flush_seconds")
 		logHist(b, reg, "orderflow_transform_batch_rows")
+	}
+}
+
+// refreshLoad runs the reports' rollup refresh over and over during a
+// freshness run when ORDERFLOW_BENCH_REFRESH_ORDERS=N is set: it first fills
+// the facts with N synthetic orders over 24 months (merged), then recomputes
+// every month again and again until the returned stop is called; that is the
+// worst case of the transformer's refresher (which recomputes only settled
+// months once a -rollup-interval). The refresh runs on its own connection, as
+// in orderflow transform; ORDERFLOW_BENCH_REFRESH_SHARED=1 runs it on the
+// sink's, to see what that costs the inserts.
+func refreshLoad(b *testing.B, e *chdb.Engine) (stop func()) {
+	n := envInt("ORDERFLOW_BENCH_REFRESH_ORDERS", 0)
+	if n == 0 {
+		return func() {}
+	}
+	ctx := context.Background()
+	t0 := time.Now()
+	fill := fmt.Sprintf(`INSERT INTO customer_orders (order_id, customer_id, customer_segment, customer_region, customer_country, status, placed_at, total, _version, _is_deleted)
+SELECT toInt64(number + 100000000), toInt64(cityHash64(number, 1) %% 200000 + 1), ['bronze','silver','gold','platinum'][1 + cityHash64(number, 2) %% 4],
+       'europe', 'DE', 'delivered', toDateTime64(1704067200 + intDiv(number * 63158400, %d), 6, 'UTC'), toDecimal64(10 + number %% 200, 2), 1, 0
+FROM numbers(%d)`, n, n)
+	if err := e.Exec(ctx, fill); err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Exec(ctx, "OPTIMIZE TABLE customer_orders FINAL"); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("refresh load: %d synthetic orders filled in %s", n, time.Since(t0).Round(time.Millisecond))
+	re := e
+	if os.Getenv("ORDERFLOW_BENCH_REFRESH_SHARED") == "" {
+		var err error
+		if re, err = chdb.Open(ctx, chdb.Options{Lib: testenv.ChdbLib(b), Path: chdbDir, Database: e.Database()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		months, rounds := 0, 0
+		for rctx.Err() == nil {
+			// forget the recorded months so that every round recomputes all
+			if err := re.Exec(rctx, "TRUNCATE TABLE rollup_refreshes"); err != nil {
+				break
+			}
+			st, err := queries.RefreshRollupSettled(rctx, re, slog.New(slog.DiscardHandler), 0)
+			months += st.Months
+			if err != nil {
+				if rctx.Err() == nil {
+					b.Errorf("refresh load: %v", err)
+				}
+				break
+			}
+			rounds++
+		}
+		b.Logf("refresh load: %d whole rounds, %d months recomputed during the run (own connection: %v)", rounds, months, re != e)
+	}()
+	return func() {
+		cancel()
+		<-done
+		if re != e {
+			_ = re.Close()
+		}
 	}
 }
 
