@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"sort"
@@ -21,6 +20,7 @@ import (
 	"github.com/orderflow/orderflow/internal/envelope"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/sinks/chdb"
+	"github.com/orderflow/orderflow/sinks/chmigrate"
 	"github.com/orderflow/orderflow/sinks/chschema"
 )
 
@@ -76,13 +76,8 @@ func openDB(t testing.TB) *chdb.Engine {
 		_ = e.Exec(context.Background(), "DROP DATABASE IF EXISTS "+e.Database())
 		_ = e.Close()
 	})
-	names, _ := fs.Glob(chschema.Migrations, "*.sql")
-	sort.Strings(names)
-	for _, n := range names {
-		b, _ := fs.ReadFile(chschema.Migrations, n)
-		if err := e.Exec(ctx, string(b)); err != nil {
-			t.Fatalf("migration %s: %v", n, err)
-		}
+	if err := chmigrate.ApplyFiles(ctx, e, chschema.Migrations); err != nil {
+		t.Fatal(err)
 	}
 	return e
 }

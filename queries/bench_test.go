@@ -3,7 +3,6 @@ package queries
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/sinks/chdb"
+	"github.com/orderflow/orderflow/sinks/chmigrate"
 	"github.com/orderflow/orderflow/sinks/chschema"
 )
 
@@ -195,14 +195,8 @@ func describeBench(ctx context.Context, b *testing.B, e *chdb.Engine, start time
 // instead, so that the @rollup reports read only the facts (the state right
 // after a replay, or with the refresh turned off).
 func benchRollup(ctx context.Context, b *testing.B, e *chdb.Engine) error {
-	for _, n := range []string{"0014_customer_months.sql", "0015_product_months.sql", "0016_rollup_refreshes.sql", "0017_place_months.sql"} {
-		sql, err := fs.ReadFile(chschema.Migrations, n)
-		if err != nil {
-			return err
-		}
-		if err := e.Exec(ctx, string(sql)); err != nil {
-			return fmt.Errorf("migration %s: %w", n, err)
-		}
+	if err := chmigrate.ApplyFiles(ctx, e, chschema.Migrations, "0014_customer_months.sql", "0015_product_months.sql", "0016_rollup_refreshes.sql", "0017_place_months.sql"); err != nil {
+		return err
 	}
 	if os.Getenv("ORDERFLOW_BENCH_ROLLUP") == "0" {
 		b.Logf("rollup off: every report reads the facts")

@@ -3,16 +3,15 @@ package queries
 import (
 	"context"
 	"flag"
-	"io/fs"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/sinks"
 	"github.com/orderflow/orderflow/sinks/chdb"
+	"github.com/orderflow/orderflow/sinks/chmigrate"
 	"github.com/orderflow/orderflow/sinks/chschema"
 )
 
@@ -53,13 +52,8 @@ func openDB(t testing.TB) *chdb.Engine {
 
 func applySchema(t testing.TB, e sinks.Engine) {
 	t.Helper()
-	names, _ := fs.Glob(chschema.Migrations, "*.sql")
-	sort.Strings(names)
-	for _, n := range names {
-		b, _ := fs.ReadFile(chschema.Migrations, n)
-		if err := e.Exec(context.Background(), string(b)); err != nil {
-			t.Fatalf("migration %s: %v", n, err)
-		}
+	if err := chmigrate.ApplyFiles(context.Background(), e, chschema.Migrations); err != nil {
+		t.Fatal(err)
 	}
 }
 

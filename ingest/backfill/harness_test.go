@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +26,7 @@ import (
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/pipeline"
 	"github.com/orderflow/orderflow/sinks/chdb"
+	"github.com/orderflow/orderflow/sinks/chmigrate"
 	"github.com/orderflow/orderflow/sinks/chschema"
 )
 
@@ -116,13 +115,8 @@ func newEnv(t testing.TB) *env {
 		_ = eng.Exec(context.Background(), "DROP DATABASE IF EXISTS "+eng.Database())
 		_ = eng.Close()
 	})
-	names, _ := fs.Glob(chschema.Migrations, "*.sql")
-	sort.Strings(names)
-	for _, n := range names {
-		b, _ := fs.ReadFile(chschema.Migrations, n)
-		if err := eng.Exec(ctx, string(b)); err != nil {
-			t.Fatalf("migration %s: %v", n, err)
-		}
+	if err := chmigrate.ApplyFiles(ctx, eng, chschema.Migrations); err != nil {
+		t.Fatal(err)
 	}
 	e.eng = eng
 	return e

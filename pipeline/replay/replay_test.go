@@ -3,10 +3,8 @@ package replay
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/pipeline"
 	"github.com/orderflow/orderflow/sinks/chdb"
+	"github.com/orderflow/orderflow/sinks/chmigrate"
 	"github.com/orderflow/orderflow/sinks/chschema"
 )
 
@@ -91,13 +90,8 @@ func newEnv(t *testing.T) *env {
 		_ = e.eng.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
 		_ = e.eng.Close()
 	})
-	names, _ := fs.Glob(chschema.Migrations, "*.sql")
-	sort.Strings(names)
-	for _, n := range names {
-		b, _ := fs.ReadFile(chschema.Migrations, n)
-		if err := e.eng.Exec(ctx, string(b)); err != nil {
-			t.Fatalf("migration %s: %v", n, err)
-		}
+	if err := chmigrate.ApplyFiles(ctx, e.eng, chschema.Migrations); err != nil {
+		t.Fatal(err)
 	}
 	return e
 }

@@ -235,3 +235,35 @@ func Statements(sql string) []string {
 	flush()
 	return out
 }
+
+// Executor runs one SQL statement (sinks.Engine is one).
+type Executor interface {
+	Exec(ctx context.Context, query string) error
+}
+
+// ApplyFiles runs every statement of the named migration files of fsys (all
+// of them, in version order, when names is empty) without recording them in
+// VersionTable: for a throwaway test or benchmark database.
+func ApplyFiles(ctx context.Context, e Executor, fsys fs.FS, names ...string) error {
+	if len(names) == 0 {
+		ms, err := Load(fsys)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			names = append(names, m.Name)
+		}
+	}
+	for _, n := range names {
+		b, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", n, err)
+		}
+		for i, st := range Statements(string(b)) {
+			if err := e.Exec(ctx, st); err != nil {
+				return fmt.Errorf("migration %s statement %d: %w", n, i+1, err)
+			}
+		}
+	}
+	return nil
+}
