@@ -12,6 +12,7 @@ import (
 
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/sinks/chdb"
+	"github.com/orderflow/orderflow/sinks/chmigrate"
 )
 
 var fileRE = regexp.MustCompile(`^(\d{4})_[a-z0-9_]+\.sql$`)
@@ -41,8 +42,10 @@ func TestNumbering(t *testing.T) {
 			t.Fatalf("%s: number %d, want %d (gap or duplicate)", n, got, i+1)
 		}
 		b, _ := fs.ReadFile(Migrations, n)
-		if !strings.Contains(string(b), "CREATE TABLE IF NOT EXISTS") && !strings.Contains(string(b), "ADD COLUMN") {
-			t.Errorf("%s: want an idempotent CREATE TABLE IF NOT EXISTS or an ALTER TABLE ... ADD COLUMN (which chmigrate skips when the column exists)", n)
+		if !strings.Contains(string(b), "CREATE TABLE IF NOT EXISTS") && !strings.Contains(string(b), "ADD COLUMN") &&
+			!onlyModifySetting(string(b)) {
+			t.Errorf("%s: want an idempotent CREATE TABLE IF NOT EXISTS, an ALTER TABLE ... ADD COLUMN (which chmigrate skips when the column exists) "+
+				"or only ALTER TABLE ... MODIFY SETTING statements", n)
 		}
 	}
 }
@@ -64,8 +67,10 @@ func TestApplyOnChdb(t *testing.T) {
 			if round == 1 && strings.Contains(string(b), "ADD COLUMN") {
 				continue // made idempotent by the runner (TestAddColumnHalfApplied in sinks/chmigrate)
 			}
-			if err := e.Exec(ctx, string(b)); err != nil {
-				t.Fatalf("%s: %v", n, err)
+			for _, st := range chmigrate.Statements(string(b)) {
+				if err := e.Exec(ctx, st); err != nil {
+					t.Fatalf("%s: %v", n, err)
+				}
 			}
 		}
 	}
@@ -85,4 +90,30 @@ func TestApplyOnChdb(t *testing.T) {
 	if !strings.HasPrefix(got["change_log"], "ReplacingMergeTree") || !strings.HasPrefix(got["customer_history"], "ReplacingMergeTree(_version)") {
 		t.Errorf("change_log %q, customer_history %q", got["change_log"], got["customer_history"])
 	}
+	// 0018: the write-mostly tables merge less eagerly; the facts, read by
+	// the reports with FINAL, keep the default
+	for _, tbl := range []string{"change_log", "raw_customers", "raw_products", "raw_campaigns", "raw_orders", "raw_order_items"} {
+		if !strings.Contains(got[tbl], "merge_selector_base = 20") {
+			t.Errorf("%s: want merge_selector_base = 20 in %q", tbl, got[tbl])
+		}
+	}
+	for _, tbl := range []string{"customer_orders", "order_lines", "customers", "products", "campaigns", "customer_history"} {
+		if strings.Contains(got[tbl], "merge_selector_base") {
+			t.Errorf("%s: want the default merge selector, got %q", tbl, got[tbl])
+		}
+	}
 }
+
+// onlyModifySetting reports whether every statement of sql is an ALTER
+// TABLE ... MODIFY SETTING (idempotent: running it twice sets the same value).
+func onlyModifySetting(sql string) bool {
+	sts := chmigrate.Statements(sql)
+	for _, st := range sts {
+		if !modifySettingRE.MatchString(st) {
+			return false
+		}
+	}
+	return len(sts) > 0
+}
+
+var modifySettingRE = regexp.MustCompile(`(?is)^(\s*--[^\n]*\n)*\s*ALTER TABLE \S+ MODIFY SETTING [a-z_]+ = [0-9]+\s*$`)
