@@ -236,15 +236,10 @@ func Statements(sql string) []string {
 	return out
 }
 
-// Executor runs one SQL statement (sinks.Engine is one).
-type Executor interface {
-	Exec(ctx context.Context, query string) error
-}
-
 // ApplyFiles runs every statement of the named migration files of fsys (all
 // of them, in version order, when names is empty) without recording them in
 // VersionTable: for a throwaway test or benchmark database.
-func ApplyFiles(ctx context.Context, e Executor, fsys fs.FS, names ...string) error {
+func ApplyFiles(ctx context.Context, e sinks.Engine, fsys fs.FS, names ...string) error {
 	if len(names) == 0 {
 		ms, err := Load(fsys)
 		if err != nil {
