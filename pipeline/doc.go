@@ -39,8 +39,12 @@
 // hash so a redelivered event collapses into the original.
 //
 // Delivery: effectively once. Batches flush at -transform-max-rows, -bytes or
-// -age (default 200 ms); the consumer's buffers are bounded and a flush blocks
-// consumption (backpressure). Offsets are committed only after every table of
+// -age (default 200 ms); while the transformer is behind (a consumer lag of
+// at least -transform-max-rows events, or a full poll) at the larger
+// -transform-backlog-max-* limits instead (default 400,000 rows, 128 MiB,
+// 3 s): freshness is off by seconds then anyway, and large parts cost the
+// engine far less per row to insert and merge. The consumer's buffers are
+// bounded and a flush blocks consumption (backpressure). Offsets are committed only after every table of
 // the batch is written; a revoked partition is flushed and committed first.
 // A write that fails past its retries ends the process's writing for good:
 // no later batch is written or committed (not even the one flushed when the

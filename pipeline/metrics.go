@@ -11,6 +11,7 @@ type metrics struct {
 	dlq       *prometheus.CounterVec
 	fresh     prometheus.Histogram
 	events    *prometheus.CounterVec
+	backlog   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -22,7 +23,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "orderflow_transform_batch_rows",
 			Help:    "Rows per flushed batch (all tables).",
-			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+			Buckets: prometheus.ExponentialBuckets(1, 4, 11),
 		}),
 		flushSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "orderflow_transform_flush_seconds",
@@ -42,13 +43,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from the PostgreSQL commit to the ClickHouse insert acknowledgement, per event.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60},
 		}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "orderflow_transform_backlog_mode",
+			Help: "1 while the transformer is behind (consumer lag of at least -transform-max-rows events) and batches flush at the backlog limits, else 0.",
+		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderflow_transform_events_total",
 			Help: "Change events applied from the consumer group, by topic.",
 		}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lag, m.batchRows, m.flushSecs, m.rows, m.dlq, m.fresh, m.events)
+		reg.MustRegister(m.lag, m.batchRows, m.flushSecs, m.rows, m.dlq, m.fresh, m.events, m.backlog)
 	}
 	return m
 }

@@ -33,6 +33,17 @@ type Config struct {
 	MaxAge   time.Duration // ... or its first event is this old (default 200ms)
 	MaxPoll  int           // records per poll (default 10,000)
 
+	// Backlog limits replace MaxRows, MaxBytes and MaxAge while the
+	// transformer is behind: while at least MaxRows events wait in its
+	// partitions (consumer lag) or a poll comes back full, freshness is seconds off whatever the
+	// batch size, and larger batches cost less per row (fewer, larger
+	// parts: less insert overhead and far less merging). Defaults 400,000
+	// rows, 128 MiB, 3s; a negative BacklogRows, or one at most MaxRows,
+	// turns the mode off.
+	BacklogRows  int
+	BacklogBytes int
+	BacklogAge   time.Duration
+
 	// FetchMaxBytes bounds what the consumer buffers (default 32 MiB).
 	FetchMaxBytes int32
 	// InsertParallelism is how many tables of a batch are inserted at once
@@ -69,6 +80,15 @@ func (c *Config) defaults() {
 	if c.MaxPoll <= 0 {
 		c.MaxPoll = 10_000
 	}
+	if c.BacklogRows == 0 {
+		c.BacklogRows = 400_000
+	}
+	if c.BacklogBytes <= 0 {
+		c.BacklogBytes = 128 << 20
+	}
+	if c.BacklogAge <= 0 {
+		c.BacklogAge = 3 * time.Second
+	}
 	if c.FlushAttempts <= 0 {
 		c.FlushAttempts = 8
 	}
@@ -103,6 +123,7 @@ type Transformer struct {
 	resume     map[tp]int64           // orders partitions re-read for state up to here
 	sideNext   map[tp]int64
 	lag        map[tp]int64
+	behind     bool // at least MaxRows events of lag, or the poll was full: backlog limits
 	ready      chan struct{}
 	spare      chan *Batch     // the batch not being built (one is in flight at most)
 	pos        map[tp]int64    // next offset to consume per group partition
@@ -219,7 +240,8 @@ func (t *Transformer) Run(ctx context.Context) error {
 		wait := time.Second
 		t.mu.Lock()
 		if age := t.batch.Age(time.Now()); t.batch.Events() > 0 {
-			wait = max(t.cfg.MaxAge-age, time.Millisecond)
+			_, _, maxAge := t.limits()
+			wait = max(maxAge-age, time.Millisecond)
 		}
 		t.mu.Unlock()
 		pctx, cancel := context.WithTimeout(ctx, wait)
@@ -460,7 +482,7 @@ func (t *Transformer) apply(ctx context.Context, fs kgo.Fetches) error {
 			t.lag[tp{p.Topic, p.Partition}] = p.HighWatermark - (p.Records[n-1].Offset + 1)
 		}
 	})
-	t.reportLag()
+	t.reportLag(fs.NumRecords() >= t.cfg.MaxPoll)
 	if fs.NumRecords() == 0 {
 		return nil
 	}
@@ -610,19 +632,42 @@ func (t *Transformer) deadLetter(ctx context.Context, r *kgo.Record, reason stri
 	return nil
 }
 
-func (t *Transformer) reportLag() {
+// reportLag publishes the consumer lag by topic and decides whether the
+// transformer is behind (backlog limits apply to the batch being built): at
+// least MaxRows events wait in the partitions polled so far, or the poll
+// came back full (fullPoll: more records were buffered than it could take).
+// The second covers partitions not polled yet, whose lag is unknown: the
+// consumer hands out one partition's records at a time.
+func (t *Transformer) reportLag(fullPoll bool) {
 	sum := map[string]int64{}
+	var total int64
 	for k, v := range t.lag {
 		sum[k.topic] += max(v, 0)
+		total += max(v, 0)
 	}
 	for topic, v := range sum {
 		t.m.lag.WithLabelValues(topic).Set(float64(v))
 	}
+	t.behind = t.cfg.BacklogRows > t.cfg.MaxRows && (total >= int64(t.cfg.MaxRows) || fullPoll)
+	if t.behind {
+		t.m.backlog.Set(1)
+	} else {
+		t.m.backlog.Set(0)
+	}
+}
+
+// limits returns the batch limits in force: the backlog ones while behind.
+func (t *Transformer) limits() (rows, bytes int, age time.Duration) {
+	if t.behind {
+		return t.cfg.BacklogRows, t.cfg.BacklogBytes, t.cfg.BacklogAge
+	}
+	return t.cfg.MaxRows, t.cfg.MaxBytes, t.cfg.MaxAge
 }
 
 func (t *Transformer) due() bool {
 	b := t.batch
-	return b.Rows() >= t.cfg.MaxRows || b.Bytes() >= t.cfg.MaxBytes || (b.Events() > 0 && b.Age(time.Now()) >= t.cfg.MaxAge)
+	rows, bytes, age := t.limits()
+	return b.Rows() >= rows || b.Bytes() >= bytes || (b.Events() > 0 && b.Age(time.Now()) >= age)
 }
 
 // flushLocked writes the current batch and commits the offsets it covers,

@@ -34,6 +34,10 @@ func init() {
 			l.Int(&pc.MaxBytes, "transform-max-bytes", 16<<20, "flush a batch built from this many event bytes")
 			l.Duration(&pc.MaxAge, "transform-max-age", 200*time.Millisecond, "flush a batch this long after its first event (freshness)")
 			l.Int(&pc.MaxPoll, "transform-max-poll", 10_000, "records taken per poll")
+			l.Int(&pc.BacklogRows, "transform-backlog-max-rows", 400_000,
+				"while behind (at least -transform-max-rows events of consumer lag, or a full poll), flush a batch at this many rows instead (larger parts: less CPU per row); at most -transform-max-rows turns this off")
+			l.Int(&pc.BacklogBytes, "transform-backlog-max-bytes", 128<<20, "while behind, flush a batch built from this many event bytes")
+			l.Duration(&pc.BacklogAge, "transform-backlog-max-age", 3*time.Second, "while behind, flush a batch this long after its first event")
 			var migrate bool
 			l.Bool(&migrate, "migrate", false, "apply pending ClickHouse migrations at start-up")
 			var rollupEvery time.Duration
@@ -45,6 +49,12 @@ func init() {
 				}
 				if pc.MaxRows < 1 || pc.MaxBytes < 1 || pc.MaxAge <= 0 || pc.MaxPoll < 1 {
 					return usageErrorf("-transform-max-rows, -transform-max-bytes, -transform-max-age and -transform-max-poll must be positive")
+				}
+				if pc.BacklogRows < 1 || pc.BacklogBytes < 1 || pc.BacklogAge <= 0 {
+					return usageErrorf("-transform-backlog-max-rows, -transform-backlog-max-bytes and -transform-backlog-max-age must be positive (set -transform-backlog-max-rows to -transform-max-rows to turn the backlog limits off)")
+				}
+				if pc.BacklogRows <= pc.MaxRows {
+					pc.BacklogRows = -1 // off: the batch limits are the same whether behind or not
 				}
 				if rollupEvery < 0 {
 					return usageErrorf("-rollup-interval must not be negative")
