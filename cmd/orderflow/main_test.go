@@ -47,6 +47,10 @@ func TestUsageErrors(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, "invalid -kafka-brokers") {
 		t.Fatalf("bad broker: code %d, stderr %q", code, errOut)
 	}
+	code, _, errOut = runMain("transform", "-transform-backlog-max-rows", "0")
+	if code != exitUsage || !strings.Contains(errOut, "-transform-backlog-max-rows") {
+		t.Fatalf("transform -transform-backlog-max-rows 0: code %d, stderr %q", code, errOut)
+	}
 	code, _, errOut = runMain("doctor", "-no-such-flag")
 	if code != exitUsage || !strings.Contains(errOut, "no-such-flag") {
 		t.Fatalf("unknown flag: code %d, stderr %q", code, errOut)
