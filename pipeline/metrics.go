@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "orderflow_transform_backlog_mode",
-			Help: "1 while the transformer is behind (consumer lag of at least -transform-max-rows events) and batches flush at the backlog limits, else 0.",
+			Help: "1 while the transformer is behind (consumer lag of at least -transform-max-rows events, or a full poll) and batches flush at the backlog limits, else 0.",
 		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderflow_transform_events_total",

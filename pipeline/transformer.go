@@ -35,11 +35,11 @@ type Config struct {
 
 	// Backlog limits replace MaxRows, MaxBytes and MaxAge while the
 	// transformer is behind: while at least MaxRows events wait in its
-	// partitions (consumer lag) or a poll comes back full, freshness is seconds off whatever the
-	// batch size, and larger batches cost less per row (fewer, larger
-	// parts: less insert overhead and far less merging). Defaults 400,000
-	// rows, 128 MiB, 3s; a negative BacklogRows, or one at most MaxRows,
-	// turns the mode off.
+	// partitions (consumer lag) or a poll comes back full, freshness is
+	// seconds off whatever the batch size, and larger batches cost less per
+	// row (fewer, larger parts: less insert overhead and far less merging).
+	// Defaults 400,000 rows, 128 MiB, 3s; a negative BacklogRows, or one at
+	// most MaxRows, turns the mode off.
 	BacklogRows  int
 	BacklogBytes int
 	BacklogAge   time.Duration
@@ -640,13 +640,13 @@ func (t *Transformer) deadLetter(ctx context.Context, r *kgo.Record, reason stri
 // consumer hands out one partition's records at a time.
 func (t *Transformer) reportLag(fullPoll bool) {
 	sum := map[string]int64{}
-	var total int64
 	for k, v := range t.lag {
 		sum[k.topic] += max(v, 0)
-		total += max(v, 0)
 	}
+	var total int64
 	for topic, v := range sum {
 		t.m.lag.WithLabelValues(topic).Set(float64(v))
+		total += v
 	}
 	t.behind = t.cfg.BacklogRows > t.cfg.MaxRows && (total >= int64(t.cfg.MaxRows) || fullPoll)
 	if t.behind {

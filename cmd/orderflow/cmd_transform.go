@@ -53,9 +53,6 @@ func init() {
 				if pc.BacklogRows < 1 || pc.BacklogBytes < 1 || pc.BacklogAge <= 0 {
 					return usageErrorf("-transform-backlog-max-rows, -transform-backlog-max-bytes and -transform-backlog-max-age must be positive (set -transform-backlog-max-rows to -transform-max-rows to turn the backlog limits off)")
 				}
-				if pc.BacklogRows <= pc.MaxRows {
-					pc.BacklogRows = -1 // off: the batch limits are the same whether behind or not
-				}
 				if rollupEvery < 0 {
 					return usageErrorf("-rollup-interval must not be negative")
 				}
