@@ -76,6 +76,10 @@ type State struct {
 	// noChangeLog: emit no change_log rows (a direct backfill's snapshot
 	// rows; see Snapshot).
 	noChangeLog bool
+	// deferDerive: ApplyGroup marks a changed order dirty instead of
+	// deriving its fact at once; DeriveDirty derives each dirty order once.
+	deferDerive bool
+	dirty       []*orderState
 }
 
 // NewState returns empty state.
@@ -266,6 +270,34 @@ func (s *State) repairCustomer(id int64) {
 			s.pending[oid] = struct{}{}
 		}
 	}
+}
+
+// DeferDerivations makes ApplyGroup mark a changed order dirty instead of
+// deriving its fact at once; DeriveDirty then derives every dirty order once
+// from its state at that point. An order changed several times (placed, then
+// paid) between two calls is derived once instead of once per event; the
+// rows are those its last event would have produced (the batch keeps only
+// the last row of a key anyway), as long as DeriveDirty runs before the
+// dimension state changes (before the next barrier) and before the batch is
+// taken.
+func (s *State) DeferDerivations() { s.deferDerive = true }
+
+// DeriveDirty derives the fact rows of every order ApplyGroup marked dirty
+// into b and returns how many.
+func (s *State) DeriveDirty(b *Batch) int {
+	n := 0
+	for _, st := range s.dirty {
+		st.dirty = false
+		if s.orders[st.ID] != st || s.quiet[st.Partition] {
+			continue // its partition was dropped, or is re-read for state only
+		}
+		s.deriveOrder(b, st)
+		delete(s.pending, st.ID) // derived from the state a repair would use
+		n++
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	return n
 }
 
 // DrainRepairs re-derives the facts queued by late dimension events into b.
@@ -472,6 +504,11 @@ func (s *State) applyGroup(b *Batch, r Rec, emit, loaded bool) error {
 			}
 			st.Order, st.LSN, st.Ts, st.Deleted, st.Partition = o, lsn, ts, del, r.Partition
 			switch {
+			case emit && s.deferDerive:
+				if !st.dirty {
+					st.dirty = true
+					s.dirty = append(s.dirty, st)
+				}
 			case emit:
 				s.deriveOrder(b, st)
 			case loaded:

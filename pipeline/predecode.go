@@ -3,6 +3,7 @@ package pipeline
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -48,31 +49,55 @@ type changeLogText struct {
 	hash          uint64
 }
 
-// predecodeMin is the smallest run of records split across goroutines.
-const predecodeMin = 256
+// decodeChunk is how many records a decode worker takes at a time: the
+// unit the apply waits for.
+const decodeChunk = 256
 
-// decodeRecords fills out[i] with decodeEventLazy of recs[i] (zero for
-// transaction markers and tombstones) and what follows from it alone, on up
-// to GOMAXPROCS goroutines. table maps a record's topic to its table; rows
-// asks for the change_log text too.
-func decodeRecords(recs []*kgo.Record, out []decoded, table map[string]string, rows bool) {
-	workers := min(runtime.GOMAXPROCS(0), len(recs)/predecodeMin)
-	if workers <= 1 {
-		decodeRange(recs, out, table, rows)
-		return
+// decodeAhead decodes a run of records on up to GOMAXPROCS goroutines,
+// chunk by chunk in record order, while the caller applies them: the apply
+// waits (ready) only for the chunk it is about to read, not for the whole
+// run, so decoding and the sequential apply overlap.
+type decodeAhead struct {
+	done []chan struct{} // closed when chunk i is decoded
+	wg   sync.WaitGroup
+}
+
+// startDecode starts filling out[i] with decodeEventLazy of recs[i] (zero
+// for transaction markers and tombstones) and what follows from it alone.
+// table maps a record's topic to its table; rows asks for the change_log
+// text too. The caller reads out[i] only after ready(i), and calls wait
+// before reusing recs or out.
+func startDecode(recs []*kgo.Record, out []decoded, table map[string]string, rows bool) *decodeAhead {
+	n := (len(recs) + decodeChunk - 1) / decodeChunk
+	d := &decodeAhead{done: make([]chan struct{}, n)}
+	for i := range d.done {
+		d.done[i] = make(chan struct{})
 	}
-	var wg sync.WaitGroup
-	chunk := (len(recs) + workers - 1) / workers
-	for lo := 0; lo < len(recs); lo += chunk {
-		hi := min(lo+chunk, len(recs))
-		wg.Add(1)
+	var next atomic.Int64
+	for w := min(runtime.GOMAXPROCS(0), n); w > 0; w-- {
+		d.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			decodeRange(recs[lo:hi], out[lo:hi], table, rows)
+			defer d.wg.Done()
+			for c := int(next.Add(1) - 1); c < n; c = int(next.Add(1) - 1) {
+				lo := c * decodeChunk
+				hi := min(lo+decodeChunk, len(recs))
+				decodeRange(recs[lo:hi], out[lo:hi], table, rows)
+				close(d.done[c])
+			}
 		}()
 	}
-	wg.Wait()
+	return d
 }
+
+// ready waits until out[i] is decoded.
+func (d *decodeAhead) ready(i int) {
+	if i%decodeChunk == 0 {
+		<-d.done[i/decodeChunk]
+	}
+}
+
+// wait waits until every record is decoded.
+func (d *decodeAhead) wait() { d.wg.Wait() }
 
 func decodeRange(recs []*kgo.Record, out []decoded, table map[string]string, rows bool) {
 	var c envInterner

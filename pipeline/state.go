@@ -210,6 +210,7 @@ type orderState struct {
 	PlacedLSN uint64 // commit LSN of the INSERT (0 when not seen: as-of by placed_at)
 	CustVer   uint64 // LSN of the customer version the last fact used (0: none found)
 	Deleted   bool
+	dirty     bool // changed since its fact was last derived (deferred derivation)
 	Partition int32
 	derivedN  int // item versions the last fact was derived from (late-item repair)
 }

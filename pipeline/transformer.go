@@ -159,6 +159,7 @@ func New(cfg Config, w Writer, reg prometheus.Registerer, log *slog.Logger) (*Tr
 		ready: make(chan struct{}), spare: make(chan *Batch, 1),
 		pos: map[tp]int64{}, ordersLSO: map[int32]int64{}, itemTarget: map[int64]int64{},
 	}
+	t.state.DeferDerivations() // apply calls DeriveDirty after each poll
 	t.spare <- NewBatch()
 	for _, tb := range CapturedTables {
 		name := envelope.Topic(cfg.TopicPrefix, cfg.Schema, tb)
@@ -441,8 +442,9 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 		for lo := 0; lo < len(t.sideRecs); lo += sideChunk {
 			recs := t.sideRecs[lo:min(lo+sideChunk, len(t.sideRecs))]
 			t.sideDec = grow(t.sideDec, len(recs))
-			decodeRecords(recs, t.sideDec, t.topic, false)
+			dec := startDecode(recs, t.sideDec, t.topic, false)
 			for i, r := range recs {
+				dec.ready(i)
 				k := tp{r.Topic, r.Partition}
 				t.sideNext[k] = r.Offset + 1
 				if r.Offset+1 >= target[k] {
@@ -456,6 +458,7 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 					t.log.Debug("side event not applied", "topic", r.Topic, "offset", r.Offset, "err", err)
 				}
 			}
+			dec.wait()
 			clear(t.sideDec)
 		}
 		clear(t.sideRecs)
@@ -486,24 +489,26 @@ func (t *Transformer) apply(ctx context.Context, fs kgo.Fetches) error {
 	if fs.NumRecords() == 0 {
 		return nil
 	}
-	// The polled records are decoded on other cores while the barrier
-	// reads the dimension topics; they are applied in order after it.
+	// The polled records are decoded on other goroutines while the barrier
+	// reads the dimension topics, and go on being decoded ahead of the
+	// apply, which takes them in order after the barrier.
 	t.groupRecs = records(fs, t.groupRecs)
 	t.groupDec = grow(t.groupDec, len(t.groupRecs))
-	decodedAll := make(chan struct{})
-	go func() {
-		defer close(decodedAll)
-		decodeRecords(t.groupRecs, t.groupDec, t.topic, true)
-	}()
+	dec := startDecode(t.groupRecs, t.groupDec, t.topic, true)
 	err := t.catchUp(ctx)
-	<-decodedAll
 	for i, r := range t.groupRecs {
-		if err == nil {
-			err = t.applyRecord(ctx, r, &t.groupDec[i])
+		if err != nil {
+			break
 		}
+		dec.ready(i)
+		err = t.applyRecord(ctx, r, &t.groupDec[i])
 	}
+	dec.wait()
 	clear(t.groupDec)
 	clear(t.groupRecs)
+	// Facts of the orders changed by this poll, each derived once, before
+	// the next barrier changes the dimension state.
+	t.state.DeriveDirty(t.batch)
 	if err != nil {
 		return err
 	}
