@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/internal/testenv"
 )
@@ -81,6 +82,7 @@ func TestBacklogBatchesOnRealBacklog(t *testing.T) {
 	s := newStream(t, 3)
 	const orders = 3000
 	backlog(t, s, orders) // 1,100 dimension events, then 3.5 events per order
+	var barriers []float64
 	run := func(backlogRows int) (maxRows int, snap string) {
 		e := openDB(t)
 		reg := prometheus.NewRegistry()
@@ -126,6 +128,7 @@ func TestBacklogBatchesOnRealBacklog(t *testing.T) {
 		}
 		cancel()
 		<-errc
+		barriers = append(barriers, testutil.ToFloat64(tr.m.barriers))
 		got := query(t, e, "SELECT count(), countIf(status = 'paid'), toString(sum(total)) FROM customer_orders FINAL")[0]
 		if fmt.Sprint(got...) != fmt.Sprint(uint64(orders), uint64(orders/2), "90000") {
 			t.Errorf("customer_orders: count, paid, sum(total) = %v, want %d %d 90000", got, orders, orders/2)
@@ -150,5 +153,43 @@ func TestBacklogBatchesOnRealBacklog(t *testing.T) {
 	if bigSnap != smallSnap {
 		t.Errorf("tables differ with and without the backlog limits:\n%s\nvs\n%s", bigSnap, smallSnap)
 	}
-	t.Logf("largest batch: %d rows with the backlog limits, %d without", bigRows, smallRows)
+	// The state load listed the last stable offsets after the whole backlog
+	// was committed: no poll of it (at least events/MaxPoll of them) needs
+	// another barrier.
+	for _, n := range barriers {
+		if n < 1 || n > 3 {
+			t.Errorf("%v barriers while draining %d events in polls of at most 300, want 1 to 3 (the state load's, and none per poll)", n, s.events)
+		}
+	}
+	t.Logf("largest batch: %d rows with the backlog limits, %d without; barriers %v", bigRows, smallRows, barriers)
+}
+
+// A poll needs no new barrier only when every record lies below its
+// partition's last stable offset from the last completed barrier.
+func TestBelowStable(t *testing.T) {
+	tr, err := New(Config{Brokers: []string{"127.0.0.1:1"}, TopicPrefix: "p"}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(topic string, p int32, off int64) *kgo.Record {
+		return &kgo.Record{Topic: topic, Partition: p, Offset: off}
+	}
+	tr.stable = map[tp]int64{{"o", 0}: 10, {"o", 1}: 5}
+	for _, c := range []struct {
+		recs []*kgo.Record
+		want bool
+	}{
+		{[]*kgo.Record{rec("o", 0, 0), rec("o", 0, 9), rec("o", 1, 4)}, true},
+		{[]*kgo.Record{rec("o", 0, 9), rec("o", 0, 10)}, false}, // at the LSO: committed after the listing, perhaps
+		{[]*kgo.Record{rec("o", 1, 4), rec("o", 2, 0)}, false},  // a partition the barrier did not list
+		{nil, true},
+	} {
+		if got := tr.belowStable(c.recs); got != c.want {
+			t.Errorf("belowStable(%v) = %v, want %v", c.recs, got, c.want)
+		}
+	}
+	clear(tr.stable) // a barrier in progress or given up
+	if tr.belowStable([]*kgo.Record{rec("o", 0, 0)}) {
+		t.Error("belowStable with no completed barrier = true")
+	}
 }

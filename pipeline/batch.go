@@ -94,7 +94,27 @@ type tableBuf struct {
 	n    int
 	cols []column
 	vers []uint64 // _version of each row (coalescing keeps the newest)
-	idx  map[rowKey]int
+	// row index by key, for coalescing: keys {id, 0} (most tables) in the
+	// int64-keyed map, whose lookups cost a third less than the struct's
+	idx1 map[int64]int32
+	idx  map[rowKey]int32
+}
+
+// lookup returns the row index of key and whether it has one, else records
+// that key is row n.
+func (t *tableBuf) lookup(key rowKey, n int) (int, bool) {
+	if key.b == 0 {
+		if i, ok := t.idx1[key.a]; ok {
+			return int(i), true
+		}
+		t.idx1[key.a] = int32(n)
+		return 0, false
+	}
+	if i, ok := t.idx[key]; ok {
+		return int(i), true
+	}
+	t.idx[key] = int32(n)
+	return 0, false
 }
 
 // Batch accumulates the rows built from a run of events, per output table.
@@ -120,7 +140,7 @@ func NewBatch() *Batch {
 			t.cols[j].kind = k
 		}
 		if o.coalesce {
-			t.idx = make(map[rowKey]int)
+			t.idx1, t.idx = make(map[int64]int32), make(map[rowKey]int32)
 		}
 		b.bufs = append(b.bufs, t)
 		b.byName[o.name] = t
@@ -141,14 +161,13 @@ func (b *Batch) row(table string, key rowKey, ver uint64) rowW {
 		b.started = time.Now()
 	}
 	if t.idx != nil {
-		if i, ok := t.idx[key]; ok {
+		if i, ok := t.lookup(key, t.n); ok {
 			if ver >= t.vers[i] {
 				t.vers[i] = ver
 				return rowW{t: t, i: i}
 			}
 			return rowW{t: t, skip: true}
 		}
-		t.idx[key] = t.n
 	}
 	t.vers = append(t.vers, ver)
 	t.n++
@@ -217,6 +236,7 @@ func (b *Batch) Reset() {
 		t.n = 0
 		t.vers = t.vers[:0]
 		if t.idx != nil {
+			clear(t.idx1)
 			clear(t.idx)
 		}
 	}

@@ -23,7 +23,10 @@
 // As-of joins: capture writes Kafka transactions in commit-LSN order. After
 // each poll, before applying the polled events, the dimension topics are read
 // up to their last stable offsets (a barrier), so every dimension change
-// committed before a fact event is in state. A fact's customer and campaign
+// committed before a fact event is in state. A poll whose records all lie
+// below the offsets the last barrier listed (a backlog) needs none: they
+// were committed before that listing, and so was every dimension change
+// before them. A fact's customer and campaign
 // are the versions in force at the order's INSERT LSN; items and products are
 // as of the order event's LSN. Should a customer event, or an item committed
 // at or before the order event, still arrive after the fact was written (a
@@ -35,7 +38,9 @@
 // order event; every item version used is at or below it) and _is_deleted;
 // ReplacingMergeTree keeps the newest, so replays and retries change nothing
 // after FINAL, and an older event replayed never overwrites a newer row.
-// Within a batch rows are coalesced per key. change_log rows carry a content
+// Within a batch rows are coalesced per key, and an order changed several
+// times in one poll (placed, then paid) has its fact derived once, at the
+// end of the poll, from the state its last event left. change_log rows carry a content
 // hash so a redelivered event collapses into the original.
 //
 // Delivery: effectively once. Batches flush at -transform-max-rows, -bytes or
@@ -59,9 +64,10 @@
 // package envelope. Decoding is a pure function of the record, so it runs
 // ahead on every core: a poll's records are decoded (envelope, primary key,
 // image parsed with a mask of the fields it sets, change_log text and
-// event_id) while the barrier reads the dimension topics; the sequential
-// apply only lays the parsed fields over the previous state (TOAST
-// carry-forward) and builds rows.
+// event_id) in chunks of 256 while the barrier reads the dimension topics,
+// and the sequential apply takes each chunk as soon as it is decoded; it
+// only lays the parsed fields over the previous state (TOAST carry-forward;
+// an image that sets every column needs no previous state) and builds rows.
 //
 // Batches are held column by column (typed slices, nothing boxed) and
 // written to the embedded engine with chdb.Engine.InsertColumns (the Native

@@ -12,6 +12,7 @@ type metrics struct {
 	fresh     prometheus.Histogram
 	events    *prometheus.CounterVec
 	backlog   prometheus.Gauge
+	barriers  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from the PostgreSQL commit to the ClickHouse insert acknowledgement, per event.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60},
 		}),
+		barriers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderflow_transform_barriers_total",
+			Help: "As-of barriers run: last stable offsets listed and the dimension topics read up to them. Caught up, one per poll; on a backlog, one per poll that reaches past the offsets listed last.",
+		}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "orderflow_transform_backlog_mode",
 			Help: "1 while the transformer is behind (consumer lag of at least -transform-max-rows events, or a full poll) and batches flush at the backlog limits, else 0.",
@@ -53,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lag, m.batchRows, m.flushSecs, m.rows, m.dlq, m.fresh, m.events, m.backlog)
+		reg.MustRegister(m.lag, m.batchRows, m.flushSecs, m.rows, m.dlq, m.fresh, m.events, m.backlog, m.barriers)
 	}
 	return m
 }

@@ -98,7 +98,7 @@ func (s *Snapshot) Dimension(b *Batch, table string, key, image []byte) error {
 func NewSnapshotBatch() *Batch {
 	b := NewBatch()
 	for _, t := range b.bufs {
-		t.idx = nil
+		t.idx1, t.idx = nil, nil
 	}
 	return b
 }

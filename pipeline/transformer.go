@@ -113,21 +113,28 @@ type Transformer struct {
 	ordersTopic string
 	all         []string // every captured topic (the group's)
 
-	mu         sync.Mutex
-	state      *State
-	batch      *Batch
-	group      *kgo.Client
-	sideCl     *kgo.Client
-	adm        *kadm.Client
-	next       map[tp]kgo.EpochOffset // next offset to commit per group partition
-	resume     map[tp]int64           // orders partitions re-read for state up to here
-	sideNext   map[tp]int64
-	lag        map[tp]int64
-	behind     bool // at least MaxRows events of lag, or the poll was full: backlog limits
-	ready      chan struct{}
-	spare      chan *Batch     // the batch not being built (one is in flight at most)
-	pos        map[tp]int64    // next offset to consume per group partition
-	ordersLSO  map[int32]int64 // orders partitions' last stable offsets, listed at the last barrier
+	mu        sync.Mutex
+	state     *State
+	batch     *Batch
+	group     *kgo.Client
+	sideCl    *kgo.Client
+	adm       *kadm.Client
+	offsets   *offsetLister                 // the barrier's listings
+	events    map[string]prometheus.Counter // events_total by topic (cheaper than a label lookup per event)
+	next      map[tp]kgo.EpochOffset        // next offset to commit per group partition
+	resume    map[tp]int64                  // orders partitions re-read for state up to here
+	sideNext  map[tp]int64
+	lag       map[tp]int64
+	behind    bool // at least MaxRows events of lag, or the poll was full: backlog limits
+	ready     chan struct{}
+	spare     chan *Batch     // the batch not being built (one is in flight at most)
+	pos       map[tp]int64    // next offset to consume per group partition
+	ordersLSO map[int32]int64 // orders partitions' last stable offsets, listed at the last barrier
+	// stable: every captured partition's last stable offset as listed by
+	// the last barrier that completed (the side state holds every
+	// dimension event committed before that listing). A poll whose
+	// records all lie below it needs no new barrier: see apply.
+	stable     map[tp]int64
 	itemTarget map[int64]int64 // order id -> orders-partition offset to reach before its item change is derived
 	inflight   *inflight
 	// broken is the first failed write (or the fatal error Run ends with):
@@ -157,7 +164,7 @@ func New(cfg Config, w Writer, reg prometheus.Registerer, log *slog.Logger) (*Tr
 		topic: map[string]string{}, state: NewState(), batch: NewBatch(),
 		next: map[tp]kgo.EpochOffset{}, resume: map[tp]int64{}, sideNext: map[tp]int64{}, lag: map[tp]int64{},
 		ready: make(chan struct{}), spare: make(chan *Batch, 1),
-		pos: map[tp]int64{}, ordersLSO: map[int32]int64{}, itemTarget: map[int64]int64{},
+		pos: map[tp]int64{}, ordersLSO: map[int32]int64{}, itemTarget: map[int64]int64{}, stable: map[tp]int64{}, events: map[string]prometheus.Counter{},
 	}
 	t.state.DeferDerivations() // apply calls DeriveDirty after each poll
 	t.spare <- NewBatch()
@@ -191,6 +198,7 @@ func (t *Transformer) Run(ctx context.Context) error {
 	}
 	defer admCl.Close()
 	t.adm = kadm.NewClient(admCl)
+	t.offsets = newOffsetLister(admCl)
 	if err := t.waitTopics(ctx); err != nil {
 		return err
 	}
@@ -382,7 +390,9 @@ func (t *Transformer) warnTruncated(ctx context.Context) {
 // guarantees that every dimension event committed before them (capture
 // writes transactions in LSN order) is in state before they are applied.
 func (t *Transformer) catchUp(ctx context.Context) error {
-	lso, err := t.adm.ListCommittedOffsets(ctx, append(append([]string(nil), t.side...), t.ordersTopic)...)
+	clear(t.stable) // until this barrier completes
+	t.m.barriers.Inc()
+	lso, err := t.offsets.committed(ctx, append(append([]string(nil), t.side...), t.ordersTopic))
 	if err != nil {
 		return fmt.Errorf("transform: list last stable offsets: %w", err)
 	}
@@ -391,23 +401,26 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 			t.ordersLSO[o.Partition] = o.Offset
 		}
 	})
-	starts, err := t.adm.ListStartOffsets(ctx, t.side...)
-	if err != nil {
-		return fmt.Errorf("transform: list start offsets: %w", err)
-	}
 	target := map[tp]int64{}
 	lso.Each(func(o kadm.ListedOffset) {
 		if o.Err != nil || o.Partition < 0 || o.Topic == t.ordersTopic {
 			return
 		}
-		k := tp{o.Topic, o.Partition}
-		if s, ok := starts.Lookup(o.Topic, o.Partition); ok && s.Err == nil && s.Offset >= o.Offset {
-			return // nothing below the LSO is left
-		}
-		if t.sideNext[k] < o.Offset {
+		if k := (tp{o.Topic, o.Partition}); t.sideNext[k] < o.Offset {
 			target[k] = o.Offset
 		}
 	})
+	if len(target) > 0 {
+		starts, err := t.offsets.starts(ctx, t.side)
+		if err != nil {
+			return fmt.Errorf("transform: list start offsets: %w", err)
+		}
+		for k, lso := range target {
+			if s, ok := starts.Lookup(k.topic, k.part); ok && s.Err == nil && s.Offset >= lso {
+				delete(target, k) // nothing below the LSO is left
+			}
+		}
+	}
 	for empty := 0; len(target) > 0; {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		fs := t.sideCl.PollFetches(pctx)
@@ -432,7 +445,7 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 			// targets (e.g. a trailing marker was compacted away).
 			if empty++; empty >= 3 {
 				t.log.Warn("side catch-up: targets not reached, no more records", "remaining", len(target))
-				return nil
+				return nil // stable stays empty: the next poll lists again
 			}
 			continue
 		}
@@ -463,7 +476,26 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 		}
 		clear(t.sideRecs)
 	}
+	lso.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Partition >= 0 {
+			t.stable[tp{o.Topic, o.Partition}] = o.Offset
+		}
+	})
 	return nil
+}
+
+// belowStable reports whether every record of recs lies below its
+// partition's last stable offset listed by the last completed barrier: it
+// was committed before that listing, and so was every dimension event
+// committed before it, which the side state already holds. A backlog is
+// then applied without listing offsets before every poll.
+func (t *Transformer) belowStable(recs []*kgo.Record) bool {
+	for _, r := range recs {
+		if lso, ok := t.stable[tp{r.Topic, r.Partition}]; !ok || r.Offset >= lso {
+			return false
+		}
+	}
+	return true
 }
 
 // sideChunk bounds the side records decoded ahead at once (memory).
@@ -495,7 +527,10 @@ func (t *Transformer) apply(ctx context.Context, fs kgo.Fetches) error {
 	t.groupRecs = records(fs, t.groupRecs)
 	t.groupDec = grow(t.groupDec, len(t.groupRecs))
 	dec := startDecode(t.groupRecs, t.groupDec, t.topic, true)
-	err := t.catchUp(ctx)
+	var err error
+	if !t.belowStable(t.groupRecs) {
+		err = t.catchUp(ctx)
+	}
 	for i, r := range t.groupRecs {
 		if err != nil {
 			break
@@ -548,6 +583,16 @@ func (t *Transformer) drainItemChanges() {
 	}
 }
 
+// eventsOf returns the events_total counter of topic.
+func (t *Transformer) eventsOf(topic string) prometheus.Counter {
+	c, ok := t.events[topic]
+	if !ok {
+		c = t.m.events.WithLabelValues(topic)
+		t.events[topic] = c
+	}
+	return c
+}
+
 // applyRecord applies one polled record; d is its envelope, decoded ahead.
 func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded) error {
 	k := tp{r.Topic, r.Partition}
@@ -573,7 +618,7 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded
 		// A direct backfill wrote its rows; the side reader has it in the
 		// join state. Counted, so that the batch's age commits its offset.
 		if !replaying {
-			t.m.events.WithLabelValues(r.Topic).Inc()
+			t.eventsOf(r.Topic).Inc()
 			t.batch.noteEvent(len(r.Value), 0)
 		}
 		return nil
@@ -588,7 +633,7 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded
 			_ = t.state.Replay(rec) // a poison event was sent to the DLQ the first time
 			return nil
 		}
-		t.m.events.WithLabelValues(r.Topic).Inc()
+		t.eventsOf(r.Topic).Inc()
 		if loaded {
 			// Its rows are in ClickHouse already (a direct backfill); count
 			// it so that the batch's age commits its offset.
