@@ -457,7 +457,13 @@ func (e *Engine) insertBlock(ctx context.Context, table, qt string, columns []st
 	}
 	sb.WriteString(") FROM INFILE ")
 	sb.WriteString(sinks.QuoteString(f.Name()))
-	sb.WriteString(" FORMAT Native")
+	// optimize_on_insert = 0: the engine does not run the table engine's
+	// merge (replacing) over each inserted block. Rows of one key in one
+	// block then stay until a merge or FINAL collapses them, which is what
+	// every reader relies on anyway; the transformer's batches carry one
+	// row per key. It cut the drain's process CPU about 11 %
+	// (BenchmarkDrain, 400k orders: 20.5-20.6 -> 18.3-18.4 µs per fact row).
+	sb.WriteString(" SETTINGS optimize_on_insert = 0 FORMAT Native")
 	query := sb.String()
 	err = e.retry(ctx, "insert "+table, func() error {
 		_, err := e.rw.runIn(e.lib, e.db, query, "TSV", nil)

@@ -64,6 +64,27 @@ func query(t testing.TB, e sinks.Engine, q string, ps map[string]any) *sinks.Res
 	return r
 }
 
+// Inserts skip the replacing merge of each block (optimize_on_insert = 0):
+// two rows of one key in one insert both reach the part, and FINAL still
+// reads the newest.
+func TestInsertLeavesReplacingToFinal(t *testing.T) {
+	e := openEngine(t)
+	mustExec(t, e, `CREATE TABLE facts (id Int64, status LowCardinality(String), _version UInt64, _is_deleted UInt8)
+		ENGINE = ReplacingMergeTree(_version, _is_deleted) ORDER BY id`)
+	cols := []string{"id", "status", "_version", "_is_deleted"}
+	rows := [][]any{{int64(1), "placed", uint64(10), uint8(0)}, {int64(1), "paid", uint64(20), uint8(0)}, {int64(2), "placed", uint64(15), uint8(0)}}
+	if err := e.Insert(context.Background(), "facts", cols, rows); err != nil {
+		t.Fatal(err)
+	}
+	if got := query(t, e, "SELECT count() FROM facts", nil).Rows[0][0]; got != uint64(3) {
+		t.Fatalf("rows in the part = %v, want 3 (the block not collapsed on insert)", got)
+	}
+	r := query(t, e, "SELECT id, status FROM facts FINAL ORDER BY id", nil)
+	if want := [][]any{{int64(1), "paid"}, {int64(2), "placed"}}; !reflect.DeepEqual(r.Rows, want) {
+		t.Fatalf("FINAL rows = %v, want %v", r.Rows, want)
+	}
+}
+
 // Issue 2 smoke test: a ReplacingMergeTree(_version, _is_deleted) table keeps
 // the newest version of a row, read with FINAL.
 func TestSmokeReplacingMergeTreeFinal(t *testing.T) {
