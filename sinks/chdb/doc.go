@@ -16,7 +16,8 @@
 //   - Insert: the batch is encoded once as one Native block (column-oriented;
 //     LowCardinality declared as its base type), spooled to a file in the data
 //     directory and loaded with INSERT ... FROM INFILE: one statement, one part
-//     per partition. Transient engine errors (sinks.Retryable) are retried with
+//     per partition, with optimize_on_insert = 0 (rows of one key in one
+//     block are left for merges and FINAL to collapse). Transient engine errors (sinks.Retryable) are retried with
 //     backoff; they are raised before the part is committed, so a retry cannot
 //     double rows.
 //   - InsertColumns takes the batch column by column as typed slices
