@@ -12,48 +12,40 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// partsTTL is how long offsetLister trusts its list of a topic's partitions.
+// partsTTL is how long offsetLister trusts its list of the topics' partitions.
 const partsTTL = 10 * time.Second
 
-// offsetLister lists partition offsets like kadm's ListCommittedOffsets and
-// ListStartOffsets, but from a partition list it refreshes every partsTTL
-// (or after an error) instead of before every listing. The barrier lists
-// last stable offsets before every poll's apply; with kadm that was a
-// metadata round trip and a listing each time, twice.
+// offsetLister lists the last stable offsets of a fixed set of topics like
+// kadm's ListCommittedOffsets, but from a partition list it refreshes every
+// partsTTL (or after an error) instead of before every listing: the barrier
+// lists them before every poll's apply while caught up, and kadm's metadata
+// request doubled that round trip.
 type offsetLister struct {
 	cl      *kgo.Client
 	adm     *kadm.Client
+	topics  []string
 	parts   map[string][]int32
 	partsAt time.Time
 }
 
-func newOffsetLister(cl *kgo.Client) *offsetLister {
-	return &offsetLister{cl: cl, adm: kadm.NewClient(cl), parts: map[string][]int32{}}
+func newOffsetLister(cl *kgo.Client, topics []string) *offsetLister {
+	return &offsetLister{cl: cl, adm: kadm.NewClient(cl), topics: topics, parts: map[string][]int32{}}
 }
 
 // committed lists the last stable offsets (read_committed end offsets).
-func (l *offsetLister) committed(ctx context.Context, topics []string) (kadm.ListedOffsets, error) {
-	return l.list(ctx, 1, -1, topics)
-}
-
-// starts lists the log start offsets.
-func (l *offsetLister) starts(ctx context.Context, topics []string) (kadm.ListedOffsets, error) {
-	return l.list(ctx, 0, -2, topics)
-}
-
-func (l *offsetLister) list(ctx context.Context, isolation int8, timestamp int64, topics []string) (kadm.ListedOffsets, error) {
-	if err := l.refresh(ctx, topics); err != nil {
+func (l *offsetLister) committed(ctx context.Context) (kadm.ListedOffsets, error) {
+	if err := l.refresh(ctx); err != nil {
 		return nil, err
 	}
 	req := kmsg.NewPtrListOffsetsRequest()
-	req.IsolationLevel = isolation
-	for _, topic := range topics {
+	req.IsolationLevel = 1 // read_committed: the end offset is the LSO
+	for _, topic := range l.topics {
 		rt := kmsg.NewListOffsetsRequestTopic()
 		rt.Topic = topic
 		for _, p := range l.parts[topic] {
 			rp := kmsg.NewListOffsetsRequestTopicPartition()
 			rp.Partition = p
-			rp.Timestamp = timestamp
+			rp.Timestamp = -1 // latest
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)
@@ -86,34 +78,17 @@ func (l *offsetLister) list(ctx context.Context, isolation int8, timestamp int64
 	return out, nil
 }
 
-// refresh reloads the partition lists (of every topic listed so far) when
-// they are older than partsTTL or lack one of topics.
-func (l *offsetLister) refresh(ctx context.Context, topics []string) error {
-	all := map[string]bool{}
-	fresh := time.Since(l.partsAt) < partsTTL
-	for _, t := range topics {
-		if _, ok := l.parts[t]; !ok {
-			fresh = false
-		}
-		all[t] = true
-	}
-	if fresh {
+// refresh reloads the partition lists when they are older than partsTTL.
+func (l *offsetLister) refresh(ctx context.Context) error {
+	if time.Since(l.partsAt) < partsTTL {
 		return nil
 	}
-	for t := range l.parts {
-		all[t] = true
-	}
-	names := make([]string, 0, len(all))
-	for t := range all {
-		names = append(names, t)
-	}
-	md, err := l.adm.ListTopics(ctx, names...)
+	md, err := l.adm.ListTopics(ctx, l.topics...)
 	if err != nil {
 		return fmt.Errorf("list partitions: %w", err)
 	}
 	clear(l.parts)
-	l.partsAt = time.Time{}
-	for _, t := range names {
+	for _, t := range l.topics {
 		d, ok := md[t]
 		switch {
 		case !ok:

@@ -198,7 +198,7 @@ func (t *Transformer) Run(ctx context.Context) error {
 	}
 	defer admCl.Close()
 	t.adm = kadm.NewClient(admCl)
-	t.offsets = newOffsetLister(admCl)
+	t.offsets = newOffsetLister(admCl, append(append([]string(nil), t.side...), t.ordersTopic))
 	if err := t.waitTopics(ctx); err != nil {
 		return err
 	}
@@ -392,7 +392,7 @@ func (t *Transformer) warnTruncated(ctx context.Context) {
 func (t *Transformer) catchUp(ctx context.Context) error {
 	clear(t.stable) // until this barrier completes
 	t.m.barriers.Inc()
-	lso, err := t.offsets.committed(ctx, append(append([]string(nil), t.side...), t.ordersTopic))
+	lso, err := t.offsets.committed(ctx)
 	if err != nil {
 		return fmt.Errorf("transform: list last stable offsets: %w", err)
 	}
@@ -411,7 +411,7 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 		}
 	})
 	if len(target) > 0 {
-		starts, err := t.offsets.starts(ctx, t.side)
+		starts, err := t.adm.ListStartOffsets(ctx, t.side...)
 		if err != nil {
 			return fmt.Errorf("transform: list start offsets: %w", err)
 		}
