@@ -11,7 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderflow/orderflow/internal/envelope"
 	"github.com/orderflow/orderflow/internal/testenv"
+	"github.com/orderflow/orderflow/sinks/chdb"
 )
 
 // The backlog limits apply exactly while the summed consumer lag is at least
@@ -136,6 +138,7 @@ func TestBacklogBatchesOnRealBacklog(t *testing.T) {
 		if n := query(t, e, "SELECT count() FROM order_lines FINAL")[0][0]; n != uint64(2*orders) {
 			t.Errorf("order_lines: %v rows, want %d", n, 2*orders)
 		}
+		checkChangeLogText(t, s, e)
 		mu.Lock()
 		defer mu.Unlock()
 		return maxRows, snapshot(t, e)
@@ -191,5 +194,51 @@ func TestBelowStable(t *testing.T) {
 	clear(tr.stable) // a barrier in progress or given up
 	if tr.belowStable([]*kgo.Record{rec("o", 0, 0)}) {
 		t.Error("belowStable with no completed barrier = true")
+	}
+}
+
+// checkChangeLogText checks every change_log row's after image and event_id
+// against the record it was made from, read again from Kafka: the group's
+// records are recycled (their fetch buffers reused) once the batch whose
+// rows reference their values is written, and not before.
+func checkChangeLogText(t *testing.T, s *stream, e *chdb.Engine) {
+	t.Helper()
+	topics := map[string]string{}
+	var names []string
+	for _, tb := range CapturedTables {
+		topics[envelope.Topic(s.prefix, "public", tb)] = tb
+		names = append(names, envelope.Topic(s.prefix, "public", tb))
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(names...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	want := map[string]string{} // table, key, lsn -> after image
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for len(want) < s.events && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			ev, _, after, err := decodeEvent(r.Value)
+			if err != nil {
+				t.Fatalf("%s offset %d: %v", r.Topic, r.Offset, err)
+			}
+			want[fmt.Sprint(topics[r.Topic], string(r.Key), ev.Source.LSN)] = string(after)
+		})
+	}
+	rows := query(t, e, "SELECT table_name, key, lsn, op, before, after, event_id FROM change_log FINAL")
+	if len(rows) != s.events || len(want) != s.events {
+		t.Fatalf("change_log has %d rows, Kafka %d distinct events; want %d", len(rows), len(want), s.events)
+	}
+	for _, r := range rows {
+		table, key, lsn, op, before, after := r[0].(string), r[1].(string), r[2].(uint64), r[3].(string), r[4].(string), r[5].(string)
+		if w, ok := want[fmt.Sprint(table, key, lsn)]; !ok || after != w {
+			t.Fatalf("change_log %s %s at %d: after %q, want %q (in Kafka: %v)", table, key, lsn, after, w, ok)
+		}
+		if id := eventHash(table, key, op, lsn, []byte(before), []byte(after)); r[6].(uint64) != id {
+			t.Fatalf("change_log %s %s at %d: event_id %d, want %d", table, key, lsn, r[6], id)
+		}
 	}
 }

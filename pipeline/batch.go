@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/orderflow/orderflow/sinks"
 )
 
@@ -129,6 +131,9 @@ type Batch struct {
 	events  int
 	started time.Time
 	commits []Micros // commit times of the events in the batch (freshness)
+	// held: the polled records whose values the rows reference (bytes
+	// columns), recycled by the transformer once the batch is written
+	held []*kgo.Record
 }
 
 // NewBatch returns an empty batch.
@@ -242,6 +247,8 @@ func (b *Batch) Reset() {
 	}
 	b.rows, b.bytes, b.events = 0, 0, 0
 	b.commits = b.commits[:0]
+	clear(b.held) // not written: the records go to the garbage collector
+	b.held = b.held[:0]
 }
 
 // RowsByTable reports the row count of every non-empty table.

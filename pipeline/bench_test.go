@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -185,6 +186,7 @@ func BenchmarkDrain(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		b.ResetTimer()
+		stopProfile := startDrainProfile(b)
 		t0 := time.Now()
 		cpu0 := cpuTime()
 		go func() { errc <- tr.Run(ctx) }()
@@ -206,6 +208,7 @@ func BenchmarkDrain(b *testing.B) {
 		el := time.Since(t0)
 		steady := time.Since(time.Unix(0, firstFlush.Load()))
 		cpu := cpuTime() - cpu0
+		stopProfile()
 		b.StopTimer()
 		cancel()
 		<-errc
@@ -235,6 +238,31 @@ func BenchmarkDrain(b *testing.B) {
 		logHist(b, reg, "orderflow_transform_batch_rows")
 		b.Logf("drained %d events into %d rows (%d customer_orders, %d fact rows) in %.2fs (state load included)", s.events, rows.Load(), facts.Load(), factRows.Load(), el.Seconds())
 		logMerges(b, e)
+	}
+}
+
+// startDrainProfile starts a CPU profile of the drain alone (the backlog's
+// production left out) into the file ORDERFLOW_BENCH_CPUPROFILE names, if
+// set; the returned func stops it.
+//
+//	ORDERFLOW_BENCH_CPUPROFILE=/tmp/drain.pprof go test -run '^$' -bench 'Drain$' -benchtime 1x ./pipeline/
+func startDrainProfile(b *testing.B) (stop func()) {
+	path := os.Getenv("ORDERFLOW_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatalf("cpu profile: %v (a -test.cpuprofile is running already?)", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
 	}
 }
 

@@ -500,7 +500,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit, loaded bool) error {
 		}
 		o.ID = id
 		if emit {
-			b.row(OutRawOrders, rowKey{id, 0}, lsn).i64(id).i64(o.CustomerID).nullInt(o.CampaignID).str(o.Status).str(o.Currency).money(o.Subtotal).money(o.Discount).money(o.Total).
+			b.row(OutRawOrders, rowKey{id, 0}, lsn).i64(id).i64(o.CustomerID).nullInt(o.CampaignID).str(o.Status.String()).str(o.Currency.String()).money(o.Subtotal).money(o.Discount).money(o.Total).
 				time(o.PlacedAt).nullTime(o.PaidAt).nullTime(o.ShippedAt).nullTime(o.DeliveredAt).nullTime(o.CancelledAt).nullTime(o.RefundedAt).
 				time(o.CreatedAt).time(o.UpdatedAt).u64(lsn).u8(dl).time(ts).end()
 		}
@@ -551,7 +551,12 @@ func (s *State) applyGroup(b *Batch, r Rec, emit, loaded bool) error {
 // count, customer version) without deriving: the rows exist already.
 // It returns that customer row (zero when unknown).
 func (s *State) noteDerived(st *orderState, ver uint64) Customer {
-	st.derivedN = s.items.countAsOf(st.ID, ver)
+	return s.noteDerivedIn(st, ver, s.items.byOrder[st.ID])
+}
+
+// noteDerivedIn is noteDerived with the order's item versions at hand.
+func (s *State) noteDerivedIn(st *orderState, ver uint64, vs []version[Item]) Customer {
+	st.derivedN = countItemsAsOf(vs, ver)
 	st.CustVer = 0
 	cust, ok := s.customers.lookup(st.CustomerID, st.PlacedLSN, st.PlacedAt)
 	if ok {
@@ -568,8 +573,9 @@ func (s *State) deriveOrder(b *Batch, st *orderState) { s.deriveOrderAt(b, st, s
 
 // deriveOrderAt derives the order's rows at version ver >= st.LSN.
 func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
-	c := s.noteDerived(st, ver)
-	if m := s.items.maxLSN(st.ID); m > ver {
+	vs := s.items.byOrder[st.ID] // looked up once: a miss in a map of every owned order
+	c := s.noteDerivedIn(st, ver, vs)
+	if m := maxItemLSN(vs); m > ver {
 		s.itemOnly[st.ID] = max(s.itemOnly[st.ID], m)
 	} else if ver >= s.itemOnly[st.ID] {
 		delete(s.itemOnly, st.ID)
@@ -584,7 +590,7 @@ func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 			campCode = camp.Row.Code
 		}
 	}
-	its := s.items.asOf(st.ID, ver)
+	its := s.items.asOfIn(vs, ver)
 	var count, units uint32
 	for _, it := range its {
 		if !it.Deleted {
@@ -594,7 +600,7 @@ func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 	}
 	b.row(OutCustomerOrders, rowKey{st.ID, 0}, ver).
 		i64(st.ID).i64(st.CustomerID).str(c.Name).str(c.Email).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).str(c.City.String()).time(c.CreatedAt).u64(st.CustVer).
-		nullInt(st.CampaignID).str(campCode).str(st.Status).str(st.Currency).
+		nullInt(st.CampaignID).str(campCode).str(st.Status.String()).str(st.Currency.String()).
 		time(st.PlacedAt).nullTime(st.PaidAt).nullTime(st.ShippedAt).nullTime(st.DeliveredAt).nullTime(st.CancelledAt).nullTime(st.RefundedAt).
 		u32(count).u32(units).money(st.Subtotal).money(st.Discount).money(st.Total).time(st.UpdatedAt).u64(ver).u8(dl).end()
 	// product_first: the first live line of each product (its is sorted by
@@ -615,7 +621,7 @@ func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 		b.row(OutOrderLines, rowKey{st.ID, it.Row.ID}, ver).
 			i64(st.ID).i64(it.Row.ID).i32(it.Row.LineNo).i64(it.Row.ProductID).str(p.Row.SKU).str(p.Row.Name).str(p.Row.Category.String()).
 			i32(it.Row.Quantity).money(it.Row.UnitPrice).money(it.Row.Discount).money(it.Row.LineTotal()).
-			i64(st.CustomerID).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).nullInt(st.CampaignID).str(st.Status).time(st.PlacedAt).u8(first).u64(ver).u8(ld).end()
+			i64(st.CustomerID).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).nullInt(st.CampaignID).str(st.Status.String()).time(st.PlacedAt).u8(first).u64(ver).u8(ld).end()
 	}
 }
 

@@ -239,7 +239,7 @@ func TestStaleEventNeverOverwrites(t *testing.T) {
 	if n := len(b.Table(OutCustomerOrders)); n != 0 {
 		t.Fatalf("a replayed older event produced %d facts", n)
 	}
-	if st := s.orders[5]; st.Status != "shipped" || st.LSN != 40 {
+	if st := s.orders[5]; st.Status.String() != "shipped" || st.LSN != 40 {
 		t.Fatalf("state moved back: %s@%d", st.Status, st.LSN)
 	}
 	// within one batch the newest version of a key wins

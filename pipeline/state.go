@@ -151,12 +151,11 @@ func (s *items) latestBefore(id int64, lsn uint64) (version[Item], bool) {
 	return best, found
 }
 
-// asOf returns, for each item of order oid that exists at lsn, its newest
-// version with LSN <= lsn, deleted items included (so their lines can be
-// marked deleted), sorted by item id. The slice is valid until the next
-// call (it is reused).
-func (s *items) asOf(oid int64, lsn uint64) []version[Item] {
-	vs := s.byOrder[oid]
+// asOfIn returns, for each item of an order (vs: its versions, byOrder's
+// value) that exists at lsn, its newest version with LSN <= lsn, deleted
+// items included (so their lines can be marked deleted), sorted by item id.
+// The slice is valid until the next call (it is reused).
+func (s *items) asOfIn(vs []version[Item], lsn uint64) []version[Item] {
 	out := s.scratch[:0]
 	for _, v := range vs {
 		if v.LSN > lsn {
@@ -182,18 +181,24 @@ func (s *items) asOf(oid int64, lsn uint64) []version[Item] {
 }
 
 // maxLSN is the newest LSN among order oid's item versions.
-func (s *items) maxLSN(oid int64) uint64 {
+func (s *items) maxLSN(oid int64) uint64 { return maxItemLSN(s.byOrder[oid]) }
+
+// countAsOf is the number of order oid's item versions with LSN <= lsn.
+func (s *items) countAsOf(oid int64, lsn uint64) int { return countItemsAsOf(s.byOrder[oid], lsn) }
+
+// maxItemLSN is the newest LSN among vs, an order's item versions.
+func maxItemLSN(vs []version[Item]) uint64 {
 	var m uint64
-	for _, v := range s.byOrder[oid] {
+	for _, v := range vs {
 		m = max(m, v.LSN)
 	}
 	return m
 }
 
-// countAsOf is the number of order oid's item versions with LSN <= lsn.
-func (s *items) countAsOf(oid int64, lsn uint64) int {
+// countItemsAsOf is the number of versions of vs with LSN <= lsn.
+func countItemsAsOf(vs []version[Item], lsn uint64) int {
 	n := 0
-	for _, v := range s.byOrder[oid] {
+	for _, v := range vs {
 		if v.LSN <= lsn {
 			n++
 		}

@@ -105,8 +105,8 @@ type Order struct {
 	ID          int64
 	CustomerID  int64
 	CampaignID  NullInt
-	Status      string
-	Currency    string
+	Status      Sym // low-cardinality text as symbols: no pointer in the
+	Currency    Sym // order state the garbage collector would scan
 	Subtotal    Money
 	Discount    Money
 	Total       Money
@@ -130,8 +130,8 @@ func decodeOrder(img envelope.Row, prev Order) (Order, error) {
 	r.int("id", &o.ID)
 	r.int("customer_id", &o.CustomerID)
 	r.nullInt("campaign_id", &o.CampaignID)
-	r.lowCard("status", &o.Status)
-	r.lowCard("currency", &o.Currency)
+	r.sym("status", &o.Status)
+	r.sym("currency", &o.Currency)
 	r.money("subtotal", &o.Subtotal)
 	r.money("discount", &o.Discount)
 	r.money("total", &o.Total)

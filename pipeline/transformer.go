@@ -120,6 +120,7 @@ type Transformer struct {
 	sideCl    *kgo.Client
 	adm       *kadm.Client
 	offsets   *offsetLister                 // the barrier's listings
+	pool      *fetchPool                    // fetch buffers, lent to both consumers
 	events    map[string]prometheus.Counter // events_total by topic (cheaper than a label lookup per event)
 	next      map[tp]kgo.EpochOffset        // next offset to commit per group partition
 	resume    map[tp]int64                  // orders partitions re-read for state up to here
@@ -164,7 +165,7 @@ func New(cfg Config, w Writer, reg prometheus.Registerer, log *slog.Logger) (*Tr
 		topic: map[string]string{}, state: NewState(), batch: NewBatch(),
 		next: map[tp]kgo.EpochOffset{}, resume: map[tp]int64{}, sideNext: map[tp]int64{}, lag: map[tp]int64{},
 		ready: make(chan struct{}), spare: make(chan *Batch, 1),
-		pos: map[tp]int64{}, ordersLSO: map[int32]int64{}, itemTarget: map[int64]int64{}, stable: map[tp]int64{}, events: map[string]prometheus.Counter{},
+		pool: &fetchPool{}, pos: map[tp]int64{}, ordersLSO: map[int32]int64{}, itemTarget: map[int64]int64{}, stable: map[tp]int64{}, events: map[string]prometheus.Counter{},
 	}
 	t.state.DeferDerivations() // apply calls DeriveDirty after each poll
 	t.spare <- NewBatch()
@@ -214,6 +215,7 @@ func (t *Transformer) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(t.cfg.FetchMaxBytes),
+		kgo.WithPools(t.pool),
 	)...)
 	if err != nil {
 		return fmt.Errorf("transform: kafka side client: %w", err)
@@ -234,6 +236,7 @@ func (t *Transformer) Run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.KeepControlRecords(), // commit past transaction markers: lag 0 when caught up
 		kgo.FetchMaxBytes(t.cfg.FetchMaxBytes),
+		kgo.WithPools(t.pool),
 		kgo.AdjustFetchOffsetsFn(t.adjustOffsets),
 		kgo.OnPartitionsRevoked(t.onRevoked),
 		kgo.OnPartitionsLost(t.onLost),
@@ -471,8 +474,12 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 					t.log.Debug("side event not applied", "topic", r.Topic, "offset", r.Offset, "err", err)
 				}
 			}
+			// t.sideDec is not cleared: decodeRange resets every entry
+			// it fills, and what the entries still reference (one
+			// chunk's records) is garbage soon either way; clearing
+			// 8,192 entries of 848 bytes cost the apply more than that.
 			dec.wait()
-			clear(t.sideDec)
+			recycle(recs) // applied: the state keeps copies
 		}
 		clear(t.sideRecs)
 	}
@@ -539,7 +546,10 @@ func (t *Transformer) apply(ctx context.Context, fs kgo.Fetches) error {
 		err = t.applyRecord(ctx, r, &t.groupDec[i])
 	}
 	dec.wait()
-	clear(t.groupDec)
+	// The batch's change_log rows reference the records' values: it holds
+	// the records until it is written, then recycles them. t.groupDec is
+	// not cleared (see catchUp).
+	t.batch.held = append(t.batch.held, t.groupRecs...)
 	clear(t.groupRecs)
 	// Facts of the orders changed by this poll, each derived once, before
 	// the next barrier changes the dimension state.
@@ -854,6 +864,8 @@ func (t *Transformer) writeAndCommit(ctx context.Context, b *Batch, offs map[str
 			t.cfg.onFlush(b.commits, byTable, now)
 		}
 	}
+	recycle(b.held) // written: nothing reads the records' values any more
+	b.held = b.held[:0]
 	if len(offs) == 0 {
 		return nil
 	}

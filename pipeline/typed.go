@@ -710,10 +710,10 @@ func parseOrder(raw []byte) (o Order, m uint32, err error) {
 			x, ok, err := v.int()
 			return set(&o.CampaignID, &m, f2, NullInt{V: x, Valid: ok}, err)
 		case "status":
-			x, _, err := v.interned()
+			x, _, err := v.sym()
 			return set(&o.Status, &m, f3, x, err)
 		case "currency":
-			x, _, err := v.interned()
+			x, _, err := v.sym()
 			return set(&o.Currency, &m, f4, x, err)
 		case "subtotal":
 			x, ok, err := v.money()
