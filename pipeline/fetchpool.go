@@ -21,49 +21,48 @@ import (
 // copies what it keeps); the group's records are held by the batch whose
 // change_log rows reference their values, and recycled once it is written.
 type fetchPool struct {
-	bufs [poolClasses]sync.Pool // *[]byte, class k: cap >= 1<<k
-	recs [poolClasses]sync.Pool // *[]kgo.Record, class k: cap >= 1<<k
+	bufs sizedPool[byte]
+	recs sizedPool[kgo.Record]
 }
 
-const poolClasses = 32
-
-// class is the smallest k with 1<<k >= n.
-func class(n int) int { return bits.Len(uint(max(n, 1) - 1)) }
-
-// GetDecompressBytes implements kgo.PoolDecompressBytes.
+// GetDecompressBytes implements kgo.PoolDecompressBytes (nil: the codec
+// allocates).
 func (p *fetchPool) GetDecompressBytes(compressed []byte, codec kgo.CompressionCodecType) []byte {
-	k := class(decompressedSize(compressed, codec))
-	if k >= poolClasses {
-		return nil // the codec allocates
-	}
-	if b, ok := p.bufs[k].Get().(*[]byte); ok {
-		return (*b)[:0]
-	}
-	return make([]byte, 0, 1<<k)
+	return p.bufs.get(decompressedSize(compressed, codec))
 }
 
 // PutDecompressBytes implements kgo.PoolDecompressBytes.
-func (p *fetchPool) PutDecompressBytes(b []byte) {
-	if k := bits.Len(uint(cap(b))) - 1; k >= 0 && k < poolClasses {
-		p.bufs[k].Put(&b)
-	}
-}
+func (p *fetchPool) PutDecompressBytes(b []byte) { p.bufs.put(b) }
 
 // GetRecords implements kgo.PoolRecords.
-func (p *fetchPool) GetRecords(n int) []kgo.Record {
-	k := class(n)
-	if k < poolClasses {
-		if rs, ok := p.recs[k].Get().(*[]kgo.Record); ok {
-			return (*rs)[:0]
-		}
-	}
-	return make([]kgo.Record, 0, 1<<min(k, poolClasses-1))
-}
+func (p *fetchPool) GetRecords(n int) []kgo.Record { return p.recs.get(n) }
 
 // PutRecords implements kgo.PoolRecords.
-func (p *fetchPool) PutRecords(rs []kgo.Record) {
-	if k := bits.Len(uint(cap(rs))) - 1; k >= 0 && k < poolClasses {
-		p.recs[k].Put(&rs)
+func (p *fetchPool) PutRecords(rs []kgo.Record) { p.recs.put(rs) }
+
+// sizedPool pools slices by capacity class: class k holds slices whose
+// capacity is at least 1<<k.
+type sizedPool[T any] [poolClasses]sync.Pool
+
+const poolClasses = 32
+
+// get returns an empty slice with capacity at least n, or nil when n is
+// beyond the classes.
+func (p *sizedPool[T]) get(n int) []T {
+	k := bits.Len(uint(max(n, 1) - 1)) // the smallest k with 1<<k >= n
+	if k >= poolClasses {
+		return nil
+	}
+	if s, ok := p[k].Get().(*[]T); ok {
+		return (*s)[:0]
+	}
+	return make([]T, 0, 1<<k)
+}
+
+// put keeps s in the class its capacity fills.
+func (p *sizedPool[T]) put(s []T) {
+	if k := bits.Len(uint(cap(s))) - 1; k >= 0 && k < poolClasses {
+		p[k].Put(&s)
 	}
 }
 
