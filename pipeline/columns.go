@@ -90,6 +90,7 @@ func (c *column) data() any {
 
 // columnData is the table's columns as typed slices (InsertColumns' data).
 func (t *tableBuf) columnData() []any {
+	t.materialize()
 	out := make([]any, len(t.cols))
 	for j := range t.cols {
 		out[j] = t.cols[j].data()

@@ -112,6 +112,43 @@ func TestTableValues(t *testing.T) {
 	b.row(OutChangeLog, rowKey{}, 1).str("orders").end()
 }
 
+// TestPendingRows: rows kept as structs until the batch is written coalesce
+// like rows written in place, wherever the newer row lands: onto a pending
+// row, onto a row already in the columns, or after rows written in place.
+func TestPendingRows(t *testing.T) {
+	b := NewBatch()
+	add := func(id int64, ver uint64) {
+		row := factRow{o: Order{ID: id, Status: symOf("paid")}, ver: ver}
+		addLazy(b, b.facts, &b.factRows, rowKey{id, 0}, ver, &row)
+	}
+	check := func(step string, want ...int64) {
+		t.Helper()
+		var got []int64
+		for _, r := range b.Table(OutCustomerOrders) {
+			got = append(got, r[0].(int64), int64(r[26].(uint64)))
+		}
+		if !reflect.DeepEqual(got, want) || b.Rows() != len(want)/2 {
+			t.Fatalf("%s: rows (id, _version) %v (Rows %d), want %v", step, got, b.Rows(), want)
+		}
+	}
+	add(1, 5)
+	add(1, 4) // older: dropped
+	add(2, 5)
+	add(1, 6) // onto a pending row
+	check("pending", 1, 6, 2, 5)
+	add(3, 1)
+	add(2, 7) // onto a row in the columns (Table wrote them)
+	b.add(OutCustomerOrders, rowKey{5, 0}, 2, append([]any{int64(5)}, make([]any, len(Columns(OutCustomerOrders))-1)...))
+	add(6, 1)
+	check("mixed", 1, 6, 2, 7, 3, 1, 5, 0, 6, 1)
+	b.Reset()
+	add(7, 1)
+	check("after reset", 7, 1)
+	if b.factRows.len() != 0 {
+		t.Errorf("%d rows still pending after Table", b.factRows.len())
+	}
+}
+
 // TestDecodingPathsSameRows: the rows built from events decoded into maps,
 // decoded lazily (images parsed at apply) and decoded ahead (key, images and
 // change_log text derived before the apply) are the same.

@@ -598,11 +598,9 @@ func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 			units += uint32(max(it.Row.Quantity, 0))
 		}
 	}
-	b.row(OutCustomerOrders, rowKey{st.ID, 0}, ver).
-		i64(st.ID).i64(st.CustomerID).str(c.Name).str(c.Email).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).str(c.City.String()).time(c.CreatedAt).u64(st.CustVer).
-		nullInt(st.CampaignID).str(campCode).str(st.Status.String()).str(st.Currency.String()).
-		time(st.PlacedAt).nullTime(st.PaidAt).nullTime(st.ShippedAt).nullTime(st.DeliveredAt).nullTime(st.CancelledAt).nullTime(st.RefundedAt).
-		u32(count).u32(units).money(st.Subtotal).money(st.Discount).money(st.Total).time(st.UpdatedAt).u64(ver).u8(dl).end()
+	fact := factRow{o: st.Order, custVer: st.CustVer, ver: ver, name: c.Name, email: c.Email, seg: c.Segment, region: c.Region, country: c.Country, city: c.City,
+		signup: c.CreatedAt, campCode: campCode, count: count, units: units, dl: dl}
+	addLazy(b, b.facts, &b.factRows, rowKey{st.ID, 0}, ver, &fact)
 	// product_first: the first live line of each product (its is sorted by
 	// item id), so that sum(product_first) counts the orders of a product.
 	var seenBuf [16]int64
@@ -618,11 +616,52 @@ func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
 			first = 1
 			seen = append(seen, it.Row.ProductID)
 		}
-		b.row(OutOrderLines, rowKey{st.ID, it.Row.ID}, ver).
-			i64(st.ID).i64(it.Row.ID).i32(it.Row.LineNo).i64(it.Row.ProductID).str(p.Row.SKU).str(p.Row.Name).str(p.Row.Category.String()).
-			i32(it.Row.Quantity).money(it.Row.UnitPrice).money(it.Row.Discount).money(it.Row.LineTotal()).
-			i64(st.CustomerID).str(c.Segment.String()).str(c.Region.String()).str(c.Country.String()).nullInt(st.CampaignID).str(st.Status.String()).time(st.PlacedAt).u8(first).u64(ver).u8(ld).end()
+		line := lineRow{orderID: st.ID, it: it.Row, sku: p.Row.SKU, name: p.Row.Name, cat: p.Row.Category, custID: st.CustomerID, seg: c.Segment, region: c.Region, country: c.Country,
+			campaign: st.CampaignID, status: st.Status, placedAt: st.PlacedAt, first: first, ver: ver, ld: ld}
+		addLazy(b, b.lines, &b.lineRows, rowKey{st.ID, it.Row.ID}, ver, &line)
 	}
+}
+
+// factRow is a customer_orders row as the apply derives it; write (run by
+// the batch's writer) lays it out in the table's columns.
+type factRow struct {
+	o                          Order
+	custVer, ver               uint64
+	name, email, campCode      string
+	seg, region, country, city Sym
+	signup                     Micros
+	count, units               uint32
+	dl                         uint8
+}
+
+func (f *factRow) write(r rowW) {
+	o := &f.o
+	r.i64(o.ID).i64(o.CustomerID).str(f.name).str(f.email).str(f.seg.String()).str(f.region.String()).str(f.country.String()).str(f.city.String()).time(f.signup).u64(f.custVer).
+		nullInt(o.CampaignID).str(f.campCode).str(o.Status.String()).str(o.Currency.String()).
+		time(o.PlacedAt).nullTime(o.PaidAt).nullTime(o.ShippedAt).nullTime(o.DeliveredAt).nullTime(o.CancelledAt).nullTime(o.RefundedAt).
+		u32(f.count).u32(f.units).money(o.Subtotal).money(o.Discount).money(o.Total).time(o.UpdatedAt).u64(f.ver).u8(f.dl).end()
+}
+
+// lineRow is an order_lines row: the item, its product and the order's
+// customer attributes as of the fact's version.
+type lineRow struct {
+	it                   Item
+	sku, name            string
+	cat                  Sym
+	seg, region, country Sym
+	status               Sym
+	orderID, custID      int64
+	campaign             NullInt
+	placedAt             Micros
+	ver                  uint64
+	first, ld            uint8
+}
+
+func (l *lineRow) write(r rowW) {
+	it := &l.it
+	r.i64(l.orderID).i64(it.ID).i32(it.LineNo).i64(it.ProductID).str(l.sku).str(l.name).str(l.cat.String()).
+		i32(it.Quantity).money(it.UnitPrice).money(it.Discount).money(it.LineTotal()).
+		i64(l.custID).str(l.seg.String()).str(l.region.String()).str(l.country.String()).nullInt(l.campaign).str(l.status.String()).time(l.placedAt).u8(l.first).u64(l.ver).u8(l.ld).end()
 }
 
 // changeLogRow adds the change_log row of r (the event's primary key id).
@@ -634,8 +673,21 @@ func changeLogRow(b *Batch, r Rec, id int64) {
 	} else {
 		cl = changeLogOf(r.Table, r.Key, ev, id, r.rawBefore, r.rawAfter)
 	}
-	b.row(OutChangeLog, rowKey{}, ev.Source.LSN).str(r.Table).str(cl.key).str(ev.Op).u64(ev.Source.LSN).i64(ev.Source.TxID).time(commitMicros(ev)).
-		bytes(cl.before).bytes(cl.after).u64(cl.hash).end()
+	row := clogRow{table: r.Table, op: ev.Op, lsn: ev.Source.LSN, txid: ev.Source.TxID, ts: commitMicros(ev), text: cl}
+	addLazy(b, b.clog, &b.clogRows, rowKey{}, ev.Source.LSN, &row)
+}
+
+// clogRow is a change_log row.
+type clogRow struct {
+	table, op string
+	lsn       uint64
+	txid      int64
+	ts        Micros
+	text      changeLogText
+}
+
+func (c *clogRow) write(r rowW) {
+	r.str(c.table).str(c.text.key).str(c.op).u64(c.lsn).i64(c.txid).time(c.ts).bytes(c.text.before).bytes(c.text.after).u64(c.text.hash).end()
 }
 
 // changeLogOf is the text of an event's change_log row: the record key (or

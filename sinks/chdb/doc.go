@@ -14,8 +14,9 @@
 //     A statement already inside libchdb is not interrupted by ctx (26.5 has
 //     no cancel for non-streaming queries); ctx is checked before it starts.
 //   - Insert: the batch is encoded once as one Native block (column-oriented;
-//     LowCardinality declared as its base type), spooled to a file in the data
-//     directory and loaded with INSERT ... FROM INFILE: one statement, one part
+//     LowCardinality declared as its base type), written to an in-memory
+//     file (memfd, named /proc/self/fd/N; elsewhere a file in the data
+//     directory) and loaded with INSERT ... FROM INFILE: one statement, one part
 //     per partition, with optimize_on_insert = 0 (rows of one key in one
 //     block are left for merges and FINAL to collapse). Transient engine errors (sinks.Retryable) are retried with
 //     backoff; they are raised before the part is committed, so a retry cannot

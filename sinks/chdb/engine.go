@@ -433,18 +433,11 @@ func (e *Engine) Insert(ctx context.Context, table string, columns []string, row
 
 // insertBlock loads an encoded Native block of n rows into qt.
 func (e *Engine) insertBlock(ctx context.Context, table, qt string, columns []string, raw []byte, n int) error {
-	f, err := os.CreateTemp(e.spool, "insert-*.native")
+	name, release, err := e.spoolBlock(raw)
 	if err != nil {
 		return fmt.Errorf("insert %s: spool batch: %w", table, err)
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(raw); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("insert %s: spool batch: %w", table, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("insert %s: spool batch: %w", table, err)
-	}
+	defer release()
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO ")
 	sb.WriteString(qt)
@@ -456,7 +449,7 @@ func (e *Engine) insertBlock(ctx context.Context, table, qt string, columns []st
 		sb.WriteString(sinks.QuoteIdent(c))
 	}
 	sb.WriteString(") FROM INFILE ")
-	sb.WriteString(sinks.QuoteString(f.Name()))
+	sb.WriteString(sinks.QuoteString(name))
 	// optimize_on_insert = 0: the engine does not run the table engine's
 	// merge (replacing) over each inserted block. Rows of one key in one
 	// block then stay until a merge or FINAL collapses them, which is what
