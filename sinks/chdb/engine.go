@@ -50,7 +50,7 @@ type Engine struct {
 	types   map[string]map[string]*chType // qualified table -> column -> type
 
 	// bufs holds encode buffers of finished InsertColumns calls for the
-	// next ones (a batch's block is written to its spool file, then the
+	// next ones (a batch's block is copied into its memfd or spool file, then the
 	// buffer is free): no block-sized allocation, and no regrowth, per insert.
 	bufs chan []byte
 }
