@@ -65,7 +65,7 @@ type State struct {
 	products  *history[Product]
 	campaigns *history[Campaign]
 	items     *items
-	orders    map[int64]*orderState
+	orders    idMap[*orderState]
 	byCust    map[int64][]int64 // customer id -> owned order ids (late-dimension repair)
 	pending   map[int64]struct{}
 	quiet     map[int32]bool // orders partitions being re-read for state only
@@ -89,7 +89,6 @@ func NewState() *State {
 		products:  newHistory[Product](),
 		campaigns: newHistory[Campaign](),
 		items:     newItems(),
-		orders:    make(map[int64]*orderState),
 		byCust:    make(map[int64][]int64),
 		pending:   make(map[int64]struct{}),
 		quiet:     make(map[int32]bool),
@@ -101,7 +100,7 @@ func NewState() *State {
 func (s *State) Sizes() map[string]int {
 	return map[string]int{
 		"customers": s.customers.len(), "products": s.products.len(), "campaigns": s.campaigns.len(),
-		"items": len(s.items.order), "orders": len(s.orders),
+		"items": s.items.order.len(), "orders": s.orders.len(),
 	}
 }
 
@@ -257,7 +256,7 @@ func (s *State) applySideDecoded(table string, ev *envelope.Event, rawBefore, ra
 		s.items.put(version[Item]{LSN: lsn, Ts: ts, Deleted: del, Row: it})
 		// An item of an owned order whose fact was derived at or after the
 		// item's LSN without it (the item arrived late): re-derive.
-		if st := s.orders[it.OrderID]; st != nil && lsn <= st.LSN && s.items.countAsOf(it.OrderID, st.LSN) != st.derivedN {
+		if st := s.orders.at(it.OrderID); st != nil && lsn <= st.LSN && s.items.countAsOf(it.OrderID, st.LSN) != st.derivedN {
 			s.pending[it.OrderID] = struct{}{}
 		} else if st != nil && lsn > st.LSN {
 			s.itemOnly[it.OrderID] = max(s.itemOnly[it.OrderID], lsn)
@@ -276,7 +275,7 @@ func (s *State) applySideDecoded(table string, ev *envelope.Event, rawBefore, ra
 // DrainRepairs, so no fact keeps stale or unknown attributes.
 func (s *State) repairCustomer(id int64) {
 	for _, oid := range s.byCust[id] {
-		st := s.orders[oid]
+		st := s.orders.at(oid)
 		if st == nil || st.CustomerID != id {
 			continue
 		}
@@ -302,7 +301,7 @@ func (s *State) DeriveDirty(b *Batch) int {
 	n := 0
 	for _, st := range s.dirty {
 		st.dirty = false
-		if s.orders[st.ID] != st || s.quiet[st.Partition] {
+		if s.orders.at(st.ID) != st || s.quiet[st.Partition] {
 			continue // its partition was dropped, or is re-read for state only
 		}
 		s.deriveOrder(b, st)
@@ -318,7 +317,7 @@ func (s *State) DeriveDirty(b *Batch) int {
 func (s *State) DrainRepairs(b *Batch) int {
 	n := 0
 	for oid := range s.pending {
-		st := s.orders[oid]
+		st := s.orders.at(oid)
 		if st == nil {
 			delete(s.pending, oid)
 			continue
@@ -338,7 +337,7 @@ func (s *State) DrainRepairs(b *Batch) int {
 func (s *State) ItemChanges() map[int64]int32 {
 	out := make(map[int64]int32, len(s.itemOnly))
 	for oid := range s.itemOnly {
-		if st := s.orders[oid]; st != nil {
+		if st := s.orders.at(oid); st != nil {
 			out[oid] = st.Partition
 		} else {
 			delete(s.itemOnly, oid)
@@ -357,7 +356,7 @@ func (s *State) DrainItemChanges(b *Batch, ready []int64) int {
 	n := 0
 	for _, oid := range ready {
 		lsn, ok := s.itemOnly[oid]
-		st := s.orders[oid]
+		st := s.orders.at(oid)
 		if !ok || st == nil || s.quiet[st.Partition] {
 			continue
 		}
@@ -382,9 +381,9 @@ func (s *State) SetQuiet(p int32, quiet bool) {
 
 // DropPartition forgets the orders of a partition this instance no longer owns.
 func (s *State) DropPartition(p int32) {
-	for id, st := range s.orders {
-		if st.Partition == p {
-			delete(s.orders, id)
+	for id, st := range s.orders.all() {
+		if (*st).Partition == p {
+			s.orders.delete(id)
 			delete(s.pending, id)
 			delete(s.itemOnly, id)
 		}
@@ -393,7 +392,7 @@ func (s *State) DropPartition(p int32) {
 	for cid, oids := range s.byCust {
 		keep := oids[:0]
 		for _, oid := range oids {
-			if _, ok := s.orders[oid]; ok {
+			if s.orders.has(oid) {
 				keep = append(keep, oid)
 			}
 		}
@@ -488,7 +487,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit, loaded bool) error {
 				time(it.CreatedAt).time(it.UpdatedAt).u64(lsn).u8(dl).time(ts).end()
 		}
 	case TOrders:
-		st := s.orders[id]
+		st := s.orders.at(id)
 		stale := st != nil && lsn < st.LSN
 		prev := newOrder()
 		if st != nil {
@@ -510,7 +509,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit, loaded bool) error {
 				if ev.Op == envelope.OpCreate || ev.Op == envelope.OpRead {
 					st.PlacedLSN = lsn
 				}
-				s.orders[id] = st
+				s.orders.set(id, st)
 				s.byCust[o.CustomerID] = append(s.byCust[o.CustomerID], id)
 			} else if st.CustomerID != o.CustomerID {
 				s.byCust[o.CustomerID] = append(s.byCust[o.CustomerID], id)
@@ -551,7 +550,7 @@ func (s *State) applyGroup(b *Batch, r Rec, emit, loaded bool) error {
 // count, customer version) without deriving: the rows exist already.
 // It returns that customer row (zero when unknown).
 func (s *State) noteDerived(st *orderState, ver uint64) Customer {
-	return s.noteDerivedIn(st, ver, s.items.byOrder[st.ID])
+	return s.noteDerivedIn(st, ver, s.items.byOrder.at(st.ID))
 }
 
 // noteDerivedIn is noteDerived with the order's item versions at hand.
@@ -573,7 +572,7 @@ func (s *State) deriveOrder(b *Batch, st *orderState) { s.deriveOrderAt(b, st, s
 
 // deriveOrderAt derives the order's rows at version ver >= st.LSN.
 func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
-	vs := s.items.byOrder[st.ID] // looked up once: a miss in a map of every owned order
+	vs := s.items.byOrder.at(st.ID) // looked up once: a miss in a map of every owned order
 	c := s.noteDerivedIn(st, ver, vs)
 	if m := maxItemLSN(vs); m > ver {
 		s.itemOnly[st.ID] = max(s.itemOnly[st.ID], m)

@@ -239,7 +239,7 @@ func TestStaleEventNeverOverwrites(t *testing.T) {
 	if n := len(b.Table(OutCustomerOrders)); n != 0 {
 		t.Fatalf("a replayed older event produced %d facts", n)
 	}
-	if st := s.orders[5]; st.Status.String() != "shipped" || st.LSN != 40 {
+	if st := s.orders.at(5); st.Status.String() != "shipped" || st.LSN != 40 {
 		t.Fatalf("state moved back: %s@%d", st.Status, st.LSN)
 	}
 	// within one batch the newest version of a key wins
@@ -300,7 +300,7 @@ func TestPoison(t *testing.T) {
 	if reason, ok := IsPoison(err); !ok || reason != ReasonColumn {
 		t.Fatalf("err %v: reason %q", err, reason)
 	}
-	if b.Rows() != 0 || len(s.orders) != 0 {
+	if b.Rows() != 0 || s.orders.len() != 0 {
 		t.Fatal("a poison event changed state or produced rows")
 	}
 	_, err = envelope.Decode([]byte(`{"op":"x"}`))

@@ -107,19 +107,18 @@ func (h *history[T]) len() int { return len(h.m) }
 // items keeps every version of every order item, grouped by order, so that an
 // order's fact can read its items as of the order event's LSN.
 type items struct {
-	byOrder map[int64][]version[Item] // order id -> versions of its items, in arrival order
-	order   map[int64]int64           // item id -> order id (deletes carry only the key)
-	scratch []version[Item]           // asOf's result, reused
+	byOrder idMap[[]version[Item]] // order id -> versions of its items, in arrival order
+	order   idMap[int64]           // item id -> order id (deletes carry only the key)
+	scratch []version[Item]        // asOf's result, reused
 }
 
-func newItems() *items {
-	return &items{byOrder: make(map[int64][]version[Item]), order: make(map[int64]int64)}
-}
+func newItems() *items { return &items{} }
 
 // put records a version of an item.
 func (s *items) put(v version[Item]) {
-	s.order[v.Row.ID] = v.Row.OrderID
-	vs := s.byOrder[v.Row.OrderID]
+	s.order.set(v.Row.ID, v.Row.OrderID)
+	p, _ := s.byOrder.slot(v.Row.OrderID)
+	vs := *p
 	for i := range vs {
 		if vs[i].Row.ID == v.Row.ID && vs[i].LSN == v.LSN {
 			vs[i] = v
@@ -131,19 +130,19 @@ func (s *items) put(v version[Item]) {
 	nv := make([]version[Item], len(vs)+1)
 	copy(nv, vs)
 	nv[len(vs)] = v
-	s.byOrder[v.Row.OrderID] = nv
+	*p = nv
 }
 
 // latestBefore returns the newest version of item id with LSN < lsn (or the
 // newest at all when lsn is 0).
 func (s *items) latestBefore(id int64, lsn uint64) (version[Item], bool) {
-	oid, ok := s.order[id]
+	oid, ok := s.order.get(id)
 	if !ok {
 		return version[Item]{}, false
 	}
 	var best version[Item]
 	found := false
-	for _, v := range s.byOrder[oid] {
+	for _, v := range s.byOrder.at(oid) {
 		if v.Row.ID == id && (lsn == 0 || v.LSN < lsn) && (!found || v.LSN >= best.LSN) {
 			best, found = v, true
 		}
@@ -181,10 +180,10 @@ func (s *items) asOfIn(vs []version[Item], lsn uint64) []version[Item] {
 }
 
 // maxLSN is the newest LSN among order oid's item versions.
-func (s *items) maxLSN(oid int64) uint64 { return maxItemLSN(s.byOrder[oid]) }
+func (s *items) maxLSN(oid int64) uint64 { return maxItemLSN(s.byOrder.at(oid)) }
 
 // countAsOf is the number of order oid's item versions with LSN <= lsn.
-func (s *items) countAsOf(oid int64, lsn uint64) int { return countItemsAsOf(s.byOrder[oid], lsn) }
+func (s *items) countAsOf(oid int64, lsn uint64) int { return countItemsAsOf(s.byOrder.at(oid), lsn) }
 
 // maxItemLSN is the newest LSN among vs, an order's item versions.
 func maxItemLSN(vs []version[Item]) uint64 {
