@@ -66,7 +66,7 @@ type State struct {
 	campaigns *history[Campaign]
 	items     *items
 	orders    idMap[*orderState]
-	byCust    map[int64][]int64 // customer id -> owned order ids (late-dimension repair)
+	byCust    idMap[[]int64] // customer id -> owned order ids (late-dimension repair)
 	pending   map[int64]struct{}
 	quiet     map[int32]bool // orders partitions being re-read for state only
 	// itemOnly: owned orders with item changes newer than their last order
@@ -89,7 +89,6 @@ func NewState() *State {
 		products:  newHistory[Product](),
 		campaigns: newHistory[Campaign](),
 		items:     newItems(),
-		byCust:    make(map[int64][]int64),
 		pending:   make(map[int64]struct{}),
 		quiet:     make(map[int32]bool),
 		itemOnly:  make(map[int64]uint64),
@@ -274,7 +273,7 @@ func (s *State) applySideDecoded(table string, ev *envelope.Event, rawBefore, ra
 // (a customer event that arrived after the order's): they are re-derived by
 // DrainRepairs, so no fact keeps stale or unknown attributes.
 func (s *State) repairCustomer(id int64) {
-	for _, oid := range s.byCust[id] {
+	for _, oid := range s.byCust.at(id) {
 		st := s.orders.at(oid)
 		if st == nil || st.CustomerID != id {
 			continue
@@ -283,6 +282,12 @@ func (s *State) repairCustomer(id int64) {
 			s.pending[oid] = struct{}{}
 		}
 	}
+}
+
+// addByCust records that customer cid has order oid.
+func (s *State) addByCust(cid, oid int64) {
+	p, _ := s.byCust.slot(cid)
+	*p = append(*p, oid)
 }
 
 // DeferDerivations makes ApplyGroup mark a changed order dirty instead of
@@ -389,17 +394,17 @@ func (s *State) DropPartition(p int32) {
 		}
 	}
 	delete(s.quiet, p)
-	for cid, oids := range s.byCust {
-		keep := oids[:0]
-		for _, oid := range oids {
+	for cid, oids := range s.byCust.all() {
+		keep := (*oids)[:0]
+		for _, oid := range *oids {
 			if s.orders.has(oid) {
 				keep = append(keep, oid)
 			}
 		}
 		if len(keep) == 0 {
-			delete(s.byCust, cid)
+			s.byCust.delete(cid)
 		} else {
-			s.byCust[cid] = keep
+			*oids = keep
 		}
 	}
 }
@@ -510,9 +515,9 @@ func (s *State) applyGroup(b *Batch, r Rec, emit, loaded bool) error {
 					st.PlacedLSN = lsn
 				}
 				s.orders.set(id, st)
-				s.byCust[o.CustomerID] = append(s.byCust[o.CustomerID], id)
+				s.addByCust(o.CustomerID, id)
 			} else if st.CustomerID != o.CustomerID {
-				s.byCust[o.CustomerID] = append(s.byCust[o.CustomerID], id)
+				s.addByCust(o.CustomerID, id)
 			}
 			st.Order, st.LSN, st.Ts, st.Deleted, st.Partition = o, lsn, ts, del, r.Partition
 			switch {

@@ -114,7 +114,7 @@ func (s *Snapshot) Orders(b *Batch, orders, items []Row) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st := &State{customers: s.dims.customers, products: s.dims.products, campaigns: s.dims.campaigns,
-		items: newItems(), byCust: make(map[int64][]int64, len(orders)),
+		items:   newItems(),
 		pending: map[int64]struct{}{}, quiet: map[int32]bool{}, itemOnly: map[int64]uint64{}, noChangeLog: true}
 	var d decoded
 	for _, it := range items {

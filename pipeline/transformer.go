@@ -497,8 +497,14 @@ func (t *Transformer) catchUp(ctx context.Context) error {
 // committed before it, which the side state already holds. A backlog is
 // then applied without listing offsets before every poll.
 func (t *Transformer) belowStable(recs []*kgo.Record) bool {
-	for _, r := range recs {
-		if lso, ok := t.stable[tp{r.Topic, r.Partition}]; !ok || r.Offset >= lso {
+	var k tp
+	lso, ok := int64(0), false
+	for i, r := range recs {
+		if i == 0 || r.Partition != k.part || r.Topic != k.topic { // a poll's records come in runs by partition
+			k = tp{r.Topic, r.Partition}
+			lso, ok = t.stable[k]
+		}
+		if !ok || r.Offset >= lso {
 			return false
 		}
 	}
@@ -538,13 +544,19 @@ func (t *Transformer) apply(ctx context.Context, fs kgo.Fetches) error {
 	if !t.belowStable(t.groupRecs) {
 		err = t.catchUp(ctx)
 	}
+	var run partRun
 	for i, r := range t.groupRecs {
 		if err != nil {
 			break
 		}
+		if i == 0 || r.Partition != run.k.part || r.Topic != run.k.topic {
+			t.endRun(&run)
+			t.startRun(&run, r)
+		}
 		dec.ready(i)
-		err = t.applyRecord(ctx, r, &t.groupDec[i])
+		err = t.applyRecord(ctx, r, &t.groupDec[i], &run)
 	}
+	t.endRun(&run)
 	dec.wait()
 	// The batch's change_log rows reference the records' values: it holds
 	// the records until it is written, then recycles them. t.groupDec is
@@ -603,21 +615,56 @@ func (t *Transformer) eventsOf(topic string) prometheus.Counter {
 	return c
 }
 
-// applyRecord applies one polled record; d is its envelope, decoded ahead.
-func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded) error {
+// partRun is what applying a run of records of one partition reads and
+// changes of the transformer's per-partition maps: looked up once per run
+// (a poll's records come in runs by partition) instead of once per record,
+// and written back by endRun.
+type partRun struct {
+	k        tp
+	on       bool // started and not ended
+	table    string
+	events   prometheus.Counter
+	resumeAt int64 // resuming: the partition is re-read for state up to here
+	resuming bool
+	resumed  bool // resume reached: drop the partition's resume entry
+	pos      int64
+	next     kgo.EpochOffset
+	hasNext  bool
+}
+
+// startRun starts the run of r's partition.
+func (t *Transformer) startRun(run *partRun, r *kgo.Record) {
 	k := tp{r.Topic, r.Partition}
-	t.pos[k] = r.Offset + 1
-	table := t.topic[r.Topic]
-	resumeAt, replaying := t.resume[k]
-	replaying = replaying && r.Offset < resumeAt
+	resumeAt, resuming := t.resume[k]
+	*run = partRun{k: k, on: true, table: t.topic[r.Topic], events: t.eventsOf(r.Topic), resumeAt: resumeAt, resuming: resuming}
+}
+
+// endRun writes what the run changed back to the per-partition maps.
+func (t *Transformer) endRun(run *partRun) {
+	if !run.on {
+		return
+	}
+	run.on = false
+	t.pos[run.k] = run.pos
+	if run.hasNext {
+		t.next[run.k] = run.next
+	}
+	if run.resumed {
+		delete(t.resume, run.k)
+	}
+}
+
+// applyRecord applies one polled record of run's partition; d is its
+// envelope, decoded ahead.
+func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded, run *partRun) error {
+	run.pos = r.Offset + 1
+	table := run.table
+	replaying := run.resuming && r.Offset < run.resumeAt
 	if !replaying {
-		t.next[k] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
-		if _, ok := t.resume[k]; ok {
-			delete(t.resume, k)
-			t.state.SetQuiet(r.Partition, false)
-		}
-	} else if r.Offset+1 >= resumeAt {
-		delete(t.resume, k)
+		run.next, run.hasNext = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}, true
+	}
+	if run.resuming && (!replaying || r.Offset+1 >= run.resumeAt) {
+		run.resuming, run.resumed = false, true
 		t.state.SetQuiet(r.Partition, false)
 	}
 	if len(r.Value) == 0 || r.Attrs.IsControl() {
@@ -628,7 +675,7 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded
 		// A direct backfill wrote its rows; the side reader has it in the
 		// join state. Counted, so that the batch's age commits its offset.
 		if !replaying {
-			t.eventsOf(r.Topic).Inc()
+			run.events.Inc()
 			t.batch.noteEvent(len(r.Value), 0)
 		}
 		return nil
@@ -643,7 +690,7 @@ func (t *Transformer) applyRecord(ctx context.Context, r *kgo.Record, d *decoded
 			_ = t.state.Replay(rec) // a poison event was sent to the DLQ the first time
 			return nil
 		}
-		t.eventsOf(r.Topic).Inc()
+		run.events.Inc()
 		if loaded {
 			// Its rows are in ClickHouse already (a direct backfill); count
 			// it so that the batch's age commits its offset.
