@@ -122,7 +122,10 @@ type lazyRow[T any] interface {
 }
 
 // pendRows holds a table's pending rows of type T.
-type pendRows[T any, P lazyRow[T]] struct{ rows []T }
+type pendRows[T any, P lazyRow[T]] struct {
+	rows []T
+	tmp  T // a row being written into the columns (addLazy)
+}
 
 func (p *pendRows[T, P]) len() int { return len(p.rows) }
 
@@ -156,7 +159,12 @@ func addLazy[T any, P lazyRow[T]](b *Batch, t *tableBuf, p *pendRows[T, P], key 
 	case r.i >= inCols:
 		p.rows[r.i-inCols] = *row
 	default: // coalesced onto a row already in the columns
-		row.write(r)
+		// written from a copy held by p: calling write on row itself
+		// would make every caller's row escape to the heap
+		p.tmp = *row
+		P(&p.tmp).write(r)
+		var zero T
+		p.tmp = zero
 	}
 }
 
