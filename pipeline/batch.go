@@ -97,9 +97,13 @@ type tableBuf struct {
 	cols []column
 	vers []uint64 // _version of each row (coalescing keeps the newest)
 	// row index by key, for coalescing (idx is nil when the table is not
-	// coalesced): keys {id, 0} (most tables) in idx1, by id, whose lookups
-	// cost a fraction of the struct-keyed map's
+	// coalesced): keys {id, 0} (most tables) in idx1, by id; keys {a, b}
+	// (order_lines: order and item id) in idx2, by b, with a; idx holds a
+	// key {a, b} whose b idx2 holds with another a (an item moved to
+	// another order). The idMaps' lookups cost a fraction of the
+	// struct-keyed map's.
 	idx1 idMap[int32]
+	idx2 idMap[keyRow]
 	idx  map[rowKey]int32
 	// pend, for the tables the apply writes most, holds the last rows
 	// (t.n-pend.len() on) as compact structs: the writer turns them into
@@ -179,11 +183,25 @@ func (t *tableBuf) lookup(key rowKey, n int) (int, bool) {
 		*p = int32(n)
 		return 0, false
 	}
+	p, added := t.idx2.slot(key.b)
+	switch {
+	case added:
+		*p = keyRow{a: key.a, i: int32(n)}
+		return 0, false
+	case p.a == key.a:
+		return int(p.i), true
+	}
 	if i, ok := t.idx[key]; ok {
 		return int(i), true
 	}
 	t.idx[key] = int32(n)
 	return 0, false
+}
+
+// keyRow is idx2's value: the key's first part and the row index.
+type keyRow struct {
+	a int64
+	i int32
 }
 
 // Batch accumulates the rows built from a run of events, per output table.
@@ -331,6 +349,7 @@ func (b *Batch) Reset() {
 		t.vers = t.vers[:0]
 		if t.idx != nil {
 			t.idx1.clear()
+			t.idx2.clear()
 			clear(t.idx)
 		}
 	}

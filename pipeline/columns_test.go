@@ -149,6 +149,40 @@ func TestPendingRows(t *testing.T) {
 	}
 }
 
+// TestTwoPartKeys: order_lines rows coalesce by (order, item): an item
+// under a second order (moved) is a row of its own, and each of the two
+// keys keeps coalescing onto its own row, after a Reset too.
+func TestTwoPartKeys(t *testing.T) {
+	b := NewBatch()
+	add := func(oid, iid int64, ver uint64) {
+		row := lineRow{orderID: oid, it: Item{ID: iid, OrderID: oid}, ver: ver}
+		addLazy(b, b.lines, &b.lineRows, rowKey{oid, iid}, ver, &row)
+	}
+	check := func(step string, want ...int64) {
+		t.Helper()
+		var got []int64
+		for _, r := range b.Table(OutOrderLines) {
+			got = append(got, r[0].(int64), r[1].(int64), int64(r[19].(uint64)))
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: rows (order, item, _version) %v, want %v", step, got, want)
+		}
+	}
+	add(1, 10, 5)
+	add(2, 10, 6) // item 10 moved to order 2: another key
+	add(1, 11, 5)
+	add(1, 10, 7) // coalesces onto (1, 10)
+	add(2, 10, 4) // older than (2, 10)'s row: dropped
+	add(2, 10, 8)
+	add(3, 12, 1)
+	check("two orders", 1, 10, 7, 2, 10, 8, 1, 11, 5, 3, 12, 1)
+	b.Reset()
+	add(2, 10, 9)
+	add(1, 10, 9)
+	add(2, 10, 10)
+	check("after reset", 2, 10, 10, 1, 10, 9)
+}
+
 // TestDecodingPathsSameRows: the rows built from events decoded into maps,
 // decoded lazily (images parsed at apply) and decoded ahead (key, images and
 // change_log text derived before the apply) are the same.
