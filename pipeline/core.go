@@ -187,7 +187,7 @@ const itemColumns = fID | f1 | f2 | f3 | f4 | f5 | f6 | f7 | f8
 // itemPrev is the item row an order_items event at lsn is decoded over (the
 // TOAST carry-forward of itemOf): the newest version before lsn, unless the
 // image parsed ahead sets every column, which leaves nothing to carry (and
-// spares two lookups in maps of every item).
+// spares two lookups in the indexes of every item).
 func (s *State) itemPrev(id int64, lsn uint64, raw []byte, pre *decoded) Item {
 	if raw != nil && pre != nil && pre.parsed && pre.img.mask&itemColumns == itemColumns {
 		return Item{}
@@ -577,7 +577,7 @@ func (s *State) deriveOrder(b *Batch, st *orderState) { s.deriveOrderAt(b, st, s
 
 // deriveOrderAt derives the order's rows at version ver >= st.LSN.
 func (s *State) deriveOrderAt(b *Batch, st *orderState, ver uint64) {
-	vs := s.items.byOrder.at(st.ID) // looked up once: a miss in a map of every owned order
+	vs := s.items.byOrder.at(st.ID) // looked up once
 	c := s.noteDerivedIn(st, ver, vs)
 	if m := maxItemLSN(vs); m > ver {
 		s.itemOnly[st.ID] = max(s.itemOnly[st.ID], m)
