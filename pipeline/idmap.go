@@ -59,11 +59,17 @@ func (m *idMap[V]) page(id int64) *idPage[V] {
 	return nil
 }
 
+// holds reports whether id, an id of the page, is set in it.
+func (pg *idPage[V]) holds(id int64) bool {
+	i := id & idPageMask
+	return pg.used[i>>6]&(1<<(i&63)) != 0
+}
+
 // get returns the value of id and whether id is held.
 func (m *idMap[V]) get(id int64) (V, bool) {
 	if pg := m.page(id); pg != nil {
-		if i := id & idPageMask; pg.used[i>>6]&(1<<(i&63)) != 0 {
-			return pg.v[i], true
+		if pg.holds(id) {
+			return pg.v[id&idPageMask], true
 		}
 	}
 	if len(m.rest) > 0 {
@@ -93,7 +99,7 @@ func (m *idMap[V]) has(id int64) bool {
 func (m *idMap[V]) slot(id int64) (v *V, added bool) {
 	pg := m.page(id)
 	i := id & idPageMask
-	if pg != nil && pg.used[i>>6]&(1<<(i&63)) != 0 {
+	if pg != nil && pg.holds(id) {
 		return &pg.v[i], false
 	}
 	if len(m.rest) > 0 {
@@ -173,19 +179,18 @@ func (m *idMap[V]) newPage(p int64) *idPage[V] {
 // delete removes id.
 func (m *idMap[V]) delete(id int64) {
 	var zero V
-	if pg := m.page(id); pg != nil {
-		if i := id & idPageMask; pg.used[i>>6]&(1<<(i&63)) != 0 {
-			pg.used[i>>6] &^= 1 << (i & 63)
-			pg.v[i] = zero
-			pg.n--
-			m.n--
-			if pg.n == 0 { // empty: back to the free pages
-				m.dir[id>>idPageBits-m.base] = nil
-				m.pages--
-				m.free = append(m.free, pg)
-			}
-			return
+	if pg := m.page(id); pg != nil && pg.holds(id) {
+		i := id & idPageMask
+		pg.used[i>>6] &^= 1 << (i & 63)
+		pg.v[i] = zero
+		pg.n--
+		m.n--
+		if pg.n == 0 { // empty: back to the free pages
+			m.dir[id>>idPageBits-m.base] = nil
+			m.pages--
+			m.free = append(m.free, pg)
 		}
+		return
 	}
 	if j, ok := m.rest[id]; ok {
 		delete(m.rest, id)

@@ -32,7 +32,7 @@ func checkIDMap(t *testing.T, m *idMap[int64], want map[int64]int64, probes []in
 			t.Fatalf("all yields %d twice", id)
 		}
 		seen[id] = *v
-		if m.page(id) != nil && m.page(id).used[(id&idPageMask)>>6]&(1<<(id&63)) != 0 {
+		if pg := m.page(id); pg != nil && pg.holds(id) {
 			paged = append(paged, id)
 		}
 	}

@@ -500,8 +500,8 @@ func (t *Transformer) belowStable(recs []*kgo.Record) bool {
 	var k tp
 	lso, ok := int64(0), false
 	for i, r := range recs {
-		if i == 0 || r.Partition != k.part || r.Topic != k.topic { // a poll's records come in runs by partition
-			k = tp{r.Topic, r.Partition}
+		if rk := (tp{r.Topic, r.Partition}); i == 0 || rk != k { // a poll's records come in runs by partition
+			k = rk
 			lso, ok = t.stable[k]
 		}
 		if !ok || r.Offset >= lso {
@@ -549,7 +549,7 @@ func (t *Transformer) apply(ctx context.Context, fs kgo.Fetches) error {
 		if err != nil {
 			break
 		}
-		if i == 0 || r.Partition != run.k.part || r.Topic != run.k.topic {
+		if i == 0 || (tp{r.Topic, r.Partition}) != run.k {
 			t.endRun(&run)
 			t.startRun(&run, r)
 		}
